@@ -1,0 +1,3 @@
+"""mlspec: Terraform-style GitOps for machine-learning models."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,77 @@
+"""Load a spec repo: ``mlspec.yaml`` and ``models/*.yaml``, every problem of every file in one run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping
+
+from mlspec.errors import SpecError, SpecProblem
+from mlspec.spec.build import build_model, build_project
+from mlspec.spec.checks import check_across, check_model, check_project
+from mlspec.spec.loader import load_document, read_text
+from mlspec.spec.model import Spec
+
+PROJECT_FILE = "mlspec.yaml"
+MODELS_DIR = "models"
+
+
+def spec_files(root: Path) -> list[str]:
+    """Repo-relative names of the spec files under ``root``: the project file and models/*.y(a)ml."""
+    names = [PROJECT_FILE]
+    models = root / MODELS_DIR
+    if models.is_dir():
+        names += sorted(f"{MODELS_DIR}/{p.name}" for p in models.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+    return names
+
+
+def read_repo(root: Path) -> tuple[dict[str, str], list[SpecProblem]]:
+    texts: dict[str, str] = {}
+    problems: list[SpecProblem] = []
+    if not (root / PROJECT_FILE).is_file():
+        return {}, [SpecProblem(PROJECT_FILE, 1, 1, "", f"no {PROJECT_FILE} in {root}; run `mlspec init` to create one")]
+    for rel in spec_files(root):
+        text, errs = read_text(root / rel, rel)
+        problems += errs
+        if text is not None:
+            texts[rel] = text
+    return texts, problems
+
+
+def load_texts(texts: Mapping[str, str], root: Path, *, check_files: bool = True) -> Spec:
+    """Validate spec file texts (from disk or from a git ref); ``check_files`` checks paths and digests under ``root``."""
+    problems: list[SpecProblem] = []
+    project_doc = None
+    if PROJECT_FILE in texts:
+        project_doc, errs = load_document(texts[PROJECT_FILE], PROJECT_FILE, expect="Project")
+        problems += errs
+        if project_doc.doc is not None:
+            problems += list(check_project(project_doc, root if check_files else None))
+    else:
+        problems.append(SpecProblem(PROJECT_FILE, 1, 1, "", f"no {PROJECT_FILE}"))
+    project = project_doc.doc if project_doc else None
+    models = []
+    for rel in sorted(texts):
+        if rel == PROJECT_FILE:
+            continue
+        doc, errs = load_document(texts[rel], rel, expect="Model")
+        problems += errs
+        if doc.doc is not None:
+            models.append(doc)
+            problems += list(check_model(doc, root if check_files else None, project))
+    problems += list(check_across(models))
+    if problems:
+        raise SpecError(problems)
+    built = tuple(sorted((build_model(d.doc, d.rel, project) for d in models), key=lambda x: x.name))
+    return Spec(root=root, project=build_project(project), models=built)
+
+
+def load_spec(root: str | Path = ".", *, check_files: bool = True) -> Spec:
+    root = Path(root)
+    texts, problems = read_repo(root)
+    try:
+        spec = load_texts(texts, root, check_files=check_files)
+    except SpecError as e:
+        raise SpecError(problems + e.problems) from None
+    if problems:
+        raise SpecError(problems)
+    return spec

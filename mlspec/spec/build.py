@@ -1,0 +1,118 @@
+"""Map the validated wire documents (mlspec/v1) to the internal immutable model."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from types import MappingProxyType
+
+from mlspec.spec import model as m
+from mlspec.spec import wire as w
+from mlspec.spec.checks import alert_name
+from mlspec.spec.units import duration_seconds, parse_comparison
+
+
+def _frozen(d: dict) -> MappingProxyType:
+    return MappingProxyType(dict(sorted(d.items())))
+
+
+def _decimal(x: float) -> str:
+    # repr() of a float is the shortest text that reads back to it: 0.05 stays '0.05'.
+    return format(Decimal(repr(x)).normalize(), "f")
+
+
+def _resources(r: w.Resources | None, default: w.Resources | None) -> m.Resources:
+    return m.Resources(
+        memory=(r.memory if r and r.memory else (default.memory if default else None)),
+        cpus=(r.cpus if r and r.cpus else (default.cpus if default else None)),
+    )
+
+
+def _gates(e: w.Evaluation) -> tuple[m.Gate, ...]:
+    out = []
+    for metric, gate in sorted(e.gates.items()):
+        if isinstance(gate, w.NoRegression):
+            out.append(m.Gate(metric, no_regression=gate.no_regression))
+        else:
+            op, value = parse_comparison(gate)
+            out.append(m.Gate(metric, op=op, value=str(value)))
+    return tuple(out)
+
+
+def _version(doc: w.ModelDoc, v: w.ModelVersion) -> m.Version:
+    pkgs = {**doc.runtime.python_packages, **(v.runtime.python_packages if v.runtime else {})}
+    ev = None
+    if v.evaluation:
+        e = v.evaluation
+        ev = m.Evaluation(m.Pinned(e.dataset.path, e.dataset.sha256), e.target_column, _gates(e))
+    return m.Version(v.version, m.Pinned(v.artifact.path, v.artifact.sha256), _frozen(pkgs), ev)
+
+
+def _alert(model: str, a: w.BuiltinAlert | w.CustomAlert) -> m.Alert:
+    name = alert_name(model, a)
+    if isinstance(a, w.CustomAlert):
+        return m.Alert(name, "custom", a.for_, a.severity, expr=a.expr, summary=a.summary, runbook=a.runbook)
+    threshold = None
+    if isinstance(a.threshold, str):
+        threshold = _decimal(duration_seconds(a.threshold))
+    elif a.threshold is not None:
+        threshold = _decimal(a.threshold)
+    quantile = _decimal(a.quantile) if a.quantile is not None else None
+    return m.Alert(name, a.kind, a.for_, a.severity, threshold=threshold, quantile=quantile, runbook=a.runbook)
+
+
+def build_model(doc: w.ModelDoc, source: str, project: w.ProjectDoc) -> m.Model:
+    defaults = project.defaults
+    deployments = tuple(
+        m.Deployment(
+            model=doc.name,
+            name=d.name or doc.name,
+            target=d.target,
+            version=d.version,
+            replicas=d.replicas or defaults.replicas,
+            port=d.port,
+            resources=_resources(d.resources, defaults.resources),
+            env=_frozen({k: _env_text(v) for k, v in d.env.items()}),
+            secrets=_frozen({k: ref.from_env for k, ref in d.secrets.items()}),
+            readiness_timeout=duration_seconds(d.readiness_timeout or defaults.readiness_timeout),
+            prevent_destroy=d.prevent_destroy,
+        )
+        for d in doc.deployments
+    )
+    build = None
+    if doc.build:
+        context = doc.build.context or str(Path(doc.build.dockerfile).parent)
+        build = m.Build(doc.build.dockerfile, context)
+    slo = m.Slo(_decimal(doc.slo.availability), doc.slo.window) if doc.slo else None
+    return m.Model(
+        name=doc.name,
+        owner=doc.owner,
+        source=source,
+        framework=doc.framework,
+        build=build,
+        versions=tuple(_version(doc, v) for v in doc.versions),
+        deployments=deployments,
+        alerts=tuple(_alert(doc.name, a) for a in doc.alerts),
+        slo=slo,
+        description=doc.description,
+    )
+
+
+def _env_text(value: str | int | float | bool) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def build_project(p: w.ProjectDoc) -> m.Project:
+    am = p.monitoring.alertmanager or w.Alertmanager()
+    targets = tuple(m.Target(t.name, t.type, t.host, p.prune if t.prune is None else t.prune) for t in p.targets)
+    mon = m.Monitoring(
+        output=p.monitoring.output.rstrip("/") + "/",
+        scrape_interval=p.monitoring.scrape_interval,
+        evaluation_interval=p.monitoring.evaluation_interval,
+        runbook_url=p.monitoring.runbook_url,
+        receivers=_frozen(am.receivers),
+        default_receiver=am.default_receiver,
+    )
+    return m.Project(p.name, p.registry, p.base_image, p.wheels, p.templates, targets, mon)

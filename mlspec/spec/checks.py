@@ -1,0 +1,165 @@
+"""Checks that span keys or files: duplicates, references, paths and pinned digests.
+
+Run only on documents that passed schema validation; each problem is located to its YAML node.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from mlspec.errors import SpecProblem
+from mlspec.spec.loader import Document
+from mlspec.spec.wire import BuiltinAlert, ModelDoc, ProjectDoc
+
+
+def inside_repo(root: Path, rel: str) -> tuple[Path | None, str | None]:
+    """Resolve a repo-relative path; (path, None) when it stays inside the repo, else (None, why)."""
+    if not rel or os.path.isabs(rel) or rel.startswith("~"):
+        return None, "must be a path relative to the repo root"
+    norm = os.path.normpath(rel)
+    if norm == ".." or norm.startswith(".." + os.sep):
+        return None, "escapes the repo (..)"
+    full = root / norm
+    real_root = root.resolve()
+    try:
+        real = full.resolve()
+    except (OSError, RuntimeError):
+        return None, "cannot be resolved (symlink loop?)"
+    if real != real_root and real_root not in real.parents:
+        return None, "escapes the repo through a symlink"
+    return full, None
+
+
+_digests: dict[tuple[str, int, int], str] = {}
+
+
+def sha256_file(path: Path) -> str:
+    st = path.stat()
+    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    if key not in _digests:
+        h = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        _digests[key] = h.hexdigest()
+    return _digests[key]
+
+
+def _path(doc: Document, root: Path | None, loc: tuple, rel: str, *, kind: str = "file") -> Iterator[SpecProblem]:
+    if root is None:  # reading a git ref: paths are checked in the working tree only
+        return
+    full, why = inside_repo(root, rel)
+    if why:
+        yield doc.at(loc, why)
+    elif kind == "file" and not full.is_file():
+        yield doc.at(loc, "file not found" if not full.exists() else "is not a file")
+    elif kind == "dir" and not full.is_dir():
+        yield doc.at(loc, "folder not found")
+
+
+def _pinned(doc: Document, root: Path | None, loc: tuple, pinned) -> Iterator[SpecProblem]:
+    if root is None:
+        return
+    problems = list(_path(doc, root, loc + ("path",), pinned.path))
+    yield from problems
+    if not problems:
+        actual = sha256_file(root / pinned.path)
+        if actual != pinned.sha256:
+            yield doc.at(loc + ("sha256",), f"sha256 mismatch: the file has {actual}")
+
+
+def _duplicates(doc: Document, items: Iterable[tuple[tuple, object]], what: str) -> Iterator[SpecProblem]:
+    seen: set = set()
+    for loc, key in items:
+        if key in seen:
+            yield doc.at(loc, f"duplicate {what}")
+        seen.add(key)
+
+
+def check_project(doc: Document, root: Path | None) -> Iterator[SpecProblem]:
+    p: ProjectDoc = doc.doc  # type: ignore[assignment]
+    yield from _duplicates(doc, ((("targets", i, "name"), t.name) for i, t in enumerate(p.targets)), "target name")
+    if p.wheels is not None:
+        yield from _path(doc, root, ("wheels",), p.wheels, kind="dir")
+    for key in ("templates", "monitoring") if root else ():
+        rel = p.templates if key == "templates" else p.monitoring.output
+        loc = ("templates",) if key == "templates" else ("monitoring", "output")
+        _, why = inside_repo(root, rel)
+        if why:
+            yield doc.at(loc, why)
+
+
+def _check_alert(doc: Document, i: int, a: BuiltinAlert) -> Iterator[SpecProblem]:
+    loc = ("alerts", i)
+    if a.kind == "error_rate":
+        if not isinstance(a.threshold, float) or not 0 < a.threshold < 1:
+            yield doc.at(loc + ("threshold",), "error_rate needs a threshold ratio between 0 and 1, such as 0.05")
+    elif a.kind == "latency":
+        if not isinstance(a.threshold, str):
+            yield doc.at(loc + ("threshold",), "latency needs a threshold duration, such as 250ms")
+        if a.quantile is None:
+            yield doc.at(loc + ("quantile",), "latency needs a quantile, such as 0.95")
+    elif a.threshold is not None or a.quantile is not None:
+        yield doc.at(loc + ("threshold" if a.threshold is not None else "quantile",), f"{a.kind} takes no threshold or quantile")
+
+
+def alert_name(model: str, a) -> str:
+    if a.name:
+        return a.name
+    camel = "".join(part.capitalize() for part in model.split("-"))
+    kind = "".join(part.capitalize() for part in a.kind.split("_"))
+    return f"{camel}{kind}"
+
+
+def check_model(doc: Document, root: Path | None, project: ProjectDoc | None) -> Iterator[SpecProblem]:
+    m: ModelDoc = doc.doc  # type: ignore[assignment]
+    if (m.framework is None) == (m.build is None):
+        yield doc.at(("framework",), "give either framework (a built-in serving template) or build.dockerfile, not both" if m.build else "required key is missing (or give build.dockerfile)")
+    if m.build:
+        yield from _path(doc, root, ("build", "dockerfile"), m.build.dockerfile)
+        if m.build.context is not None:
+            yield from _path(doc, root, ("build", "context"), m.build.context, kind="dir")
+    versions = {v.version for v in m.versions}
+    yield from _duplicates(doc, ((("versions", i, "version"), v.version) for i, v in enumerate(m.versions)), "version")
+    for i, v in enumerate(m.versions):
+        yield from _pinned(doc, root, ("versions", i, "artifact"), v.artifact)
+        if v.evaluation:
+            yield from _pinned(doc, root, ("versions", i, "evaluation", "dataset"), v.evaluation.dataset)
+        pkgs = {**m.runtime.python_packages, **(v.runtime.python_packages if v.runtime else {})}
+        if m.framework == "sklearn" and "scikit-learn" not in pkgs:
+            yield doc.at(("versions", i, "version"), "declare the scikit-learn version the artifact was made with (runtime.python_packages)")
+    targets = {t.name: t for t in project.targets} if project else None
+    deps = [((("deployments", i, "target"), (d.target, d.name or m.name))) for i, d in enumerate(m.deployments)]
+    yield from _duplicates(doc, deps, "deployment of this model on this target (give each a distinct name)")
+    for i, d in enumerate(m.deployments):
+        if targets is not None and d.target not in targets:
+            yield doc.at(("deployments", i, "target"), f"unknown target; the project defines {', '.join(sorted(targets)) or 'none'}")
+        if d.version not in versions:
+            yield doc.at(("deployments", i, "version"), "unknown version; add it under versions first")
+        clash = set(d.env) & set(d.secrets)
+        for key in sorted(clash):
+            yield doc.at(("deployments", i, "secrets", key), "also set in env; a variable is either env or a secret")
+    names = [(("alerts", i), alert_name(m.name, a)) for i, a in enumerate(m.alerts)]
+    yield from _duplicates(doc, names, "alert name")
+    for i, a in enumerate(m.alerts):
+        if isinstance(a, BuiltinAlert):
+            yield from _check_alert(doc, i, a)
+
+
+def check_across(models: list[Document]) -> Iterator[SpecProblem]:
+    """Model names are unique; no two deployments publish the same port on one target."""
+    yield from _duplicates_across(models, lambda m: [(("name",), m.name)], "model name (also defined in another file)")
+    ports = lambda m: [(("deployments", i, "port"), (d.target, d.port)) for i, d in enumerate(m.deployments)]
+    yield from _duplicates_across(models, ports, "port on this target (published by another deployment)")
+
+
+def _duplicates_across(models: list[Document], keys, what: str) -> Iterator[SpecProblem]:
+    seen: set = set()
+    for doc in sorted(models, key=lambda d: d.rel):
+        for loc, key in keys(doc.doc):
+            if key in seen:
+                yield doc.at(loc, f"duplicate {what}")
+            seen.add(key)

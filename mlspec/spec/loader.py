@@ -1,0 +1,152 @@
+"""Read YAML with positions, validate it with the wire models, and never lose where an error came from.
+
+Every problem is reported as ``path:line:col: key.path: message`` (STYLE.md §4): a pydantic
+``loc`` is walked through the ruamel node tree to the mark of the key or value it names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from mlspec.errors import SpecProblem
+from mlspec.spec.wire import API_VERSION, UNION_TAGS, ModelDoc, ProjectDoc
+
+KINDS: dict[str, type[BaseModel]] = {"Project": ProjectDoc, "Model": ModelDoc}
+
+
+@dataclass(frozen=True)
+class Document:
+    """One parsed file: its repo-relative name, the raw node tree, and the validated wire model."""
+
+    rel: str
+    raw: Any
+    doc: BaseModel | None
+
+    def at(self, loc: tuple, message: str, *, key_only: bool = False) -> SpecProblem:
+        line, col = locate(self.raw, loc, key_only=key_only)
+        return SpecProblem(self.rel, line, col, key_path(loc), message)
+
+
+def key_path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out
+
+
+def locate(node: Any, loc: tuple, *, key_only: bool = False) -> tuple[int, int]:
+    """1-based line and column of the deepest node of ``loc`` that exists.
+
+    Parts that are not keys of the node (pydantic's union tags such as 'builtin') are skipped.
+    The last part points at the value, or at the key when the value is missing or the key itself
+    is the problem (unknown keys).
+    """
+    line, col = 0, 0
+    if isinstance(node, (CommentedMap, CommentedSeq)):
+        line, col = node.lc.line, node.lc.col
+    for i, part in enumerate(loc):
+        last = i == len(loc) - 1
+        if isinstance(node, CommentedMap) and part in node:
+            kl, kc = node.lc.key(part)
+            vl, vc = node.lc.value(part)
+            line, col = (kl, kc) if key_only and last else (vl, vc)
+            node = node[part]
+        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+            line, col = node.lc.item(part)
+            node = node[part]
+        elif isinstance(node, (CommentedMap, CommentedSeq)):
+            continue  # a union tag or a missing key: stay on the enclosing node
+        else:
+            break
+    return line + 1, col + 1
+
+
+def _yaml() -> YAML:
+    y = YAML(typ="rt")
+    y.allow_duplicate_keys = False
+    return y
+
+
+def parse_yaml(text: str, rel: str) -> tuple[Any, list[SpecProblem]]:
+    try:
+        docs = list(_yaml().load_all(text))
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = " ".join(p for p in (e.context, e.problem) if p) or "invalid YAML"
+        return None, [SpecProblem(rel, line, col, "", f"invalid YAML: {problem}")]
+    except (YAMLError, ValueError, RecursionError) as e:  # ruamel raises plain errors on some inputs
+        return None, [SpecProblem(rel, 1, 1, "", f"invalid YAML: {type(e).__name__}")]
+    if len(docs) != 1:
+        return None, [SpecProblem(rel, 1, 1, "", f"expected exactly one YAML document, found {len(docs)}")]
+    return docs[0], []
+
+
+def _message(err: dict) -> str:
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required key is missing"
+    msg = err["msg"]
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    if kind == "string_type":
+        return "must be a string (quote it: a version such as 1.0 is read as a number)"
+    msg = msg.replace("Input should be", "must be").replace("input should be", "must be")
+    return msg[0].lower() + msg[1:] if msg else msg
+
+
+def load_document(text: str, rel: str, expect: str | None = None) -> tuple[Document, list[SpecProblem]]:
+    """Parse and validate one file; ``expect`` is the kind this file must be."""
+    raw, problems = parse_yaml(text, rel)
+    if problems:
+        return Document(rel, None, None), problems
+    doc = Document(rel, raw, None)
+    if not isinstance(raw, CommentedMap):
+        return doc, [SpecProblem(rel, 1, 1, "", "expected a mapping with apiVersion and kind")]
+    # apiVersion and kind first, clearly: nothing else is checked against an unknown schema.
+    api = raw.get("apiVersion")
+    if api != API_VERSION:
+        msg = "required key is missing" if api is None else f"unknown apiVersion; this mlspec reads {API_VERSION}"
+        return doc, [doc.at(("apiVersion",), msg)]
+    kind = raw.get("kind")
+    if kind not in KINDS or (expect and kind != expect):
+        want = expect or " or ".join(KINDS)
+        msg = "required key is missing" if kind is None else f"unknown kind; expected {want}"
+        return doc, [doc.at(("kind",), msg)]
+    try:
+        model = KINDS[kind].model_validate(raw)
+    except ValidationError as e:
+        out = []
+        for err in e.errors(include_url=False, include_input=False):
+            loc = _aliases(tuple(p for p in err["loc"] if p not in UNION_TAGS))
+            out.append(doc.at(loc, _message(err), key_only=err["type"] == "extra_forbidden"))
+        return doc, out
+    return Document(rel, raw, model), []
+
+
+def _aliases(loc: tuple) -> tuple:
+    # Field names that differ from the YAML keys ('for' is a Python keyword).
+    return tuple("for" if p == "for_" else p for p in loc)
+
+
+def read_text(path: Path, rel: str) -> tuple[str | None, list[SpecProblem]]:
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        return None, [SpecProblem(rel, 1, 1, "", f"cannot read file: {e.strerror}")]
+    try:
+        return data.decode("utf-8"), []
+    except UnicodeDecodeError as e:
+        return None, [SpecProblem(rel, 1, 1, "", f"not UTF-8 text (byte {e.start})")]

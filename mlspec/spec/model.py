@@ -1,0 +1,153 @@
+"""The internal model: immutable records the planner, generators and appliers read (STYLE.md §3).
+
+Built from the wire format by ``mlspec.spec.build``; nothing here knows YAML or pydantic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+
+@dataclass(frozen=True)
+class Pinned:
+    path: str  # repo-relative, checked to stay inside the repo
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Gate:
+    metric: str
+    op: str | None = None  # '>=', '<=', '>', '<', '==' ; None for no_regression
+    value: str | None = None  # exact decimal text
+    no_regression: float | None = None
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    dataset: Pinned
+    target_column: str
+    gates: tuple[Gate, ...]
+
+
+@dataclass(frozen=True)
+class Version:
+    version: str
+    artifact: Pinned
+    python_packages: Mapping[str, str]  # model runtime merged with the version's own
+    evaluation: Evaluation | None = None
+
+
+@dataclass(frozen=True)
+class Resources:
+    memory: str | None = None
+    cpus: float | None = None
+
+
+@dataclass(frozen=True)
+class Deployment:
+    model: str
+    name: str  # deployment name, unique per target; defaults to the model name
+    target: str
+    version: str
+    replicas: int
+    port: int
+    resources: Resources
+    env: Mapping[str, str]
+    secrets: Mapping[str, str]  # env name inside the container -> env name on the applying host
+    readiness_timeout: float  # seconds
+    prevent_destroy: bool = False
+
+    @property
+    def address(self) -> str:
+        suffix = "" if self.name == self.model else f"[{self.name}]"
+        return f"deployment.{self.model}{suffix}.{self.target}"
+
+
+@dataclass(frozen=True)
+class Alert:
+    name: str
+    kind: str  # error_rate | latency | down | not_ready | custom
+    for_: str
+    severity: str
+    threshold: str | None = None  # exact decimal text (ratio or seconds)
+    quantile: str | None = None
+    expr: str | None = None
+    summary: str | None = None
+    runbook: str | None = None
+
+
+@dataclass(frozen=True)
+class Slo:
+    availability: str  # exact decimal text, e.g. '99.5'
+    window: str
+
+
+@dataclass(frozen=True)
+class Build:
+    dockerfile: str
+    context: str
+
+
+@dataclass(frozen=True)
+class Model:
+    name: str
+    owner: str
+    source: str  # repo-relative spec file
+    framework: str | None
+    build: Build | None
+    versions: tuple[Version, ...]
+    deployments: tuple[Deployment, ...]
+    alerts: tuple[Alert, ...]
+    slo: Slo | None
+    description: str | None = None
+
+    def version(self, v: str) -> Version:
+        return next(x for x in self.versions if x.version == v)
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    type: str
+    host: str | None
+    prune: bool
+
+
+@dataclass(frozen=True)
+class Monitoring:
+    output: str
+    scrape_interval: str
+    evaluation_interval: str
+    runbook_url: str | None
+    receivers: Mapping[str, str]
+    default_receiver: str
+
+
+@dataclass(frozen=True)
+class Project:
+    name: str
+    registry: str | None
+    base_image: str
+    wheels: str | None
+    templates: str
+    targets: tuple[Target, ...]
+    monitoring: Monitoring
+
+    def target(self, name: str) -> Target:
+        return next(t for t in self.targets if t.name == name)
+
+
+@dataclass(frozen=True)
+class Spec:
+    root: Path
+    project: Project
+    models: tuple[Model, ...] = field(default=())
+
+    def model(self, name: str) -> Model:
+        return next(m for m in self.models if m.name == name)
+
+    @property
+    def deployments(self) -> tuple[Deployment, ...]:
+        return tuple(d for m in self.models for d in m.deployments)

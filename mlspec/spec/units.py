@@ -1,0 +1,95 @@
+"""Scalar types of the wire format: names, durations, sizes, comparisons, digests.
+
+Each is a constrained ``str`` (or number) so that the JSON Schema shows the pattern to editors, and
+each has a parser used by the internal model. Error messages never repeat the input value: a
+value may be a secret pasted in the wrong place.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated
+
+from pydantic import AfterValidator, Field
+
+NAME_RE = r"^[a-z][a-z0-9-]{0,62}$"
+VERSION_RE = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$"
+DURATION_RE = r"^((\d+)(ms|s|m|h|d|w|y))+$"
+SIZE_RE = r"^(\d+)([bkmg]?)$"
+COMPARISON_RE = r"^(>=|<=|>|<|==)\s*(-?\d+(?:\.\d+)?)$"
+SHA256_RE = r"^[0-9a-f]{64}$"
+ENV_NAME_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+_DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+_SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+
+
+def _matches(pattern: str, what: str):
+    rx = re.compile(pattern)
+
+    def check(value: str) -> str:
+        if not rx.match(value):
+            raise ValueError(f"must be {what}")
+        return value
+
+    return check
+
+
+Name = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": NAME_RE}),
+    AfterValidator(_matches(NAME_RE, "a name: lowercase letters, digits and '-', starting with a letter, at most 63 characters")),
+]
+Version = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": VERSION_RE}),
+    AfterValidator(_matches(VERSION_RE, "a semantic version such as 1.2.0")),
+]
+Duration = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": DURATION_RE}),
+    AfterValidator(_matches(DURATION_RE, "a duration such as 250ms, 30s, 5m, 1h or 30d")),
+]
+Size = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": SIZE_RE}),
+    AfterValidator(_matches(SIZE_RE, "a size such as 512m or 2g (units b, k, m, g)")),
+]
+Comparison = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": COMPARISON_RE}),
+    AfterValidator(_matches(COMPARISON_RE, "a comparison such as \">= 0.90\" (operators >=, <=, >, <, ==)")),
+]
+Sha256 = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": SHA256_RE}),
+    AfterValidator(_matches(SHA256_RE, "a sha256 digest: 64 lowercase hex characters")),
+]
+EnvName = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": ENV_NAME_RE}),
+    AfterValidator(_matches(ENV_NAME_RE, "an environment variable name")),
+]
+
+
+def duration_seconds(text: str) -> float:
+    """'1h30m' -> 5400.0."""
+    total = 0.0
+    for amount, unit in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text):
+        total += int(amount) * _DURATION_UNITS[unit]
+    return total
+
+
+def size_bytes(text: str) -> int:
+    """'512m' -> 536870912 (Docker's units: powers of 1024)."""
+    m = re.match(SIZE_RE, text)
+    assert m, text
+    return int(m.group(1)) * _SIZE_UNITS[m.group(2)]
+
+
+def parse_comparison(text: str) -> tuple[str, Decimal]:
+    """'>= 0.90' -> ('>=', Decimal('0.90')); decimals keep thresholds exact in generated rules."""
+    m = re.match(COMPARISON_RE, text)
+    assert m, text
+    return m.group(1), Decimal(m.group(2))

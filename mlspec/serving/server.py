@@ -1,0 +1,233 @@
+"""HTTP/1.1 front end: routing, error bodies, request logs, readiness and graceful drain."""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+import signal
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlsplit
+
+from . import __version__
+from .config import Config
+from .logs import log
+from .metrics import Metrics
+from .model import Model
+from .protocol import RequestError, infer_response, model_metadata, parse_infer
+
+_MODEL = r"^/v2/models/(?P<m>[^/]+)(?:/versions/(?P<v>[^/]+))?"
+ROUTES = [  # (pattern, method, handler name)
+    (re.compile(r"^/v2/health/live$"), "GET", "live"),
+    (re.compile(r"^/v2/health/ready$"), "GET", "ready"),
+    (re.compile(r"^/v2/?$"), "GET", "server_metadata"),
+    (re.compile(_MODEL + r"/?$"), "GET", "model_metadata"),
+    (re.compile(_MODEL + r"/ready$"), "GET", "model_ready"),
+    (re.compile(_MODEL + r"/infer$"), "POST", "infer"),
+    (re.compile(r"^/metrics$"), "GET", "metrics"),
+]
+
+
+class App:
+    """State shared by handler threads: the model, readiness, and requests in flight."""
+
+    def __init__(self, cfg: Config, model: Model, metrics: Metrics):
+        self.cfg, self.model, self.metrics = cfg, model, metrics
+        self.ready = False
+        self.draining = False
+        self._in_flight = 0
+        self._idle = threading.Condition()
+
+    def set_ready(self, ready: bool) -> None:
+        self.ready = ready
+        self.metrics.set_ready(ready)
+
+    def enter(self) -> None:
+        with self._idle:
+            self._in_flight += 1
+
+    def leave(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
+
+    def drain(self, seconds: float) -> int:
+        """Wait up to ``seconds`` for requests in flight; return how many are left."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout=seconds)
+            return self._in_flight
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive; every response carries Content-Length
+    server_version = f"mlspec-serving/{__version__}"
+    timeout = 120  # close idle keep-alive connections
+    app: App
+
+    def do_GET(self):
+        self._handle()
+
+    do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
+
+    def log_message(self, format, *args):  # replaced by one JSON line per request
+        pass
+
+    def send_error(self, code, message=None, explain=None):
+        """Errors raised by http.server itself (bad request line, 501) answer JSON too."""
+        self.close_connection = True
+        self._reply(code, {"error": message or self.responses.get(code, ("error",))[0]})
+        path = urlsplit(self.path).path if getattr(self, "path", None) else None
+        log("info", "request", method=self.command, path=path, status=code)
+
+    def _reply(self, status: int, body, content_type: str = "application/json") -> None:
+        data = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)
+
+    def _handle(self) -> None:
+        start = time.monotonic()
+        self.app = self.server.app  # type: ignore[attr-defined]
+        self._body_read = False
+        path = urlsplit(self.path).path
+        counted = False
+        self.app.enter()
+        try:
+            status, body, ctype, counted = self._route(path)
+        except RequestError as e:
+            status, body, ctype = e.status, {"error": str(e)}, "application/json"
+        except Exception as e:  # a bug here must still answer, and in JSON
+            log("error", "unhandled", error=f"{type(e).__name__}: {e}")
+            status, body, ctype = 500, {"error": "internal server error"}, "application/json"
+        if not self._body_read and (self.headers.get("Content-Length", "0") != "0"
+                                    or "Transfer-Encoding" in self.headers):
+            self.close_connection = True  # an unread body would corrupt the next request
+        try:
+            self._reply(status, body, ctype)
+        finally:
+            elapsed = time.monotonic() - start
+            if counted:
+                self.app.metrics.observe(elapsed, status == 200)
+            self.app.leave()
+            log("info", "request", method=self.command, path=path, status=status,
+                duration_ms=round(elapsed * 1000, 3))
+
+    def _route(self, path: str):
+        if self.app.draining:
+            self.close_connection = True
+            raise RequestError("the server is shutting down", 503)
+        allowed = []
+        for pattern, method, name in ROUTES:
+            match = pattern.match(path)
+            if match:
+                if method == self.command:
+                    return getattr(self, "_" + name)(**match.groupdict())
+                allowed.append(method)
+        if allowed:
+            raise RequestError(f"{self.command} is not allowed on {path}; use {allowed[0]}", 405)
+        raise RequestError(f"no such path: {path}", 404)
+
+    def _json(self, status: int, body, counted: bool = False):
+        return status, body, "application/json", counted
+
+    def _check_model(self, m: str, v: str | None) -> None:
+        cfg = self.app.cfg
+        if m != cfg.model:
+            raise RequestError(f"model {m!r} is not served here (this server serves "
+                               f"{cfg.model!r})", 404)
+        if v is not None and v != cfg.version:
+            raise RequestError(f"version {v!r} of {m!r} is not served here "
+                               f"(this server serves {cfg.version!r})", 404)
+
+    def _live(self):
+        return self._json(200, {"live": True})
+
+    def _ready(self):
+        return self._json(200 if self.app.ready else 503, {"ready": self.app.ready})
+
+    def _server_metadata(self):
+        return self._json(200, {"name": "mlspec-serving", "version": __version__,
+                                "extensions": []})
+
+    def _model_metadata(self, m, v):
+        self._check_model(m, v)
+        return self._json(200, model_metadata(m, self.app.cfg.version, self.app.model))
+
+    def _model_ready(self, m, v):
+        self._check_model(m, v)
+        return self._ready()
+
+    def _read_body(self) -> bytes:
+        if "Transfer-Encoding" in self.headers:
+            raise RequestError("chunked bodies are not supported; send Content-Length", 411)
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            raise RequestError("Content-Length is not a number") from None
+        if length > self.app.cfg.max_body:
+            raise RequestError(f"the body is {length} bytes; the limit is "
+                               f"{self.app.cfg.max_body} (MLSPEC_MAX_BODY)", 413)
+        self._body_read = True
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _infer(self, m, v):
+        self._check_model(m, v)
+        try:
+            return self._json(200, self._predict(), counted=True)
+        except RequestError as e:
+            return self._json(e.status, {"error": str(e)}, counted=True)
+
+    def _predict(self) -> dict:
+        app, cfg = self.app, self.app.cfg
+        if not app.ready:
+            raise RequestError("the model is not ready", 503)
+        rid, x, names = parse_infer(self._read_body(), app.model)
+        if cfg.test_delay:
+            time.sleep(cfg.test_delay)
+        if cfg.fail_rate and random.random() < cfg.fail_rate:
+            raise RequestError("injected failure (MLSPEC_FAIL_RATE)", 500)
+        try:
+            outputs = app.model.predict(x, names)
+        except Exception as e:  # a true model failure: the only 500 besides injected ones
+            log("error", "model failure", error=f"{type(e).__name__}: {e}")
+            raise RequestError(f"the model failed: {type(e).__name__}: {e}", 500) from None
+        return infer_response(cfg.model, cfg.version, rid, outputs)
+
+    def _metrics(self):
+        return 200, self.app.metrics.render(), self.app.metrics.content_type, False
+
+
+def serve(cfg: Config, model: Model) -> int:
+    """Serve until SIGTERM or SIGINT, then drain; return the process exit code."""
+    app = App(cfg, model, Metrics(cfg.model, cfg.version, cfg.sha256))
+    try:
+        httpd = ThreadingHTTPServer((cfg.host, cfg.port), Handler)
+    except OSError as e:
+        log("error", f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}")
+        return 1
+    httpd.app = app  # type: ignore[attr-defined]
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, frame: stop.set())
+    # serve_forever runs in a thread: shutdown() called from the main thread would deadlock.
+    threading.Thread(target=httpd.serve_forever, name="accept", daemon=True).start()
+    app.set_ready(not cfg.fail_ready)
+    log("info", "listening", host=cfg.host, port=httpd.server_address[1], model=cfg.model,
+        version=cfg.version, framework=cfg.framework, ready=app.ready)
+    while not stop.wait(1.0):
+        pass
+    log("info", "draining", grace_seconds=cfg.drain_seconds)
+    app.draining = True
+    app.set_ready(False)
+    httpd.shutdown()
+    httpd.server_close()  # new connections are now refused
+    left = app.drain(cfg.drain_seconds)
+    log("info" if not left else "warning", "stopped", abandoned_requests=left)
+    return 0

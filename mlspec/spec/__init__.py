@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Mapping
 
@@ -66,12 +67,21 @@ def load_texts(texts: Mapping[str, str], root: Path, *, check_files: bool = True
 
 
 def load_spec(root: str | Path = ".", *, check_files: bool = True) -> Spec:
+    """Load the spec repo at ``root``; problems name files as the user reaches them (root/rel)."""
     root = Path(root)
     texts, problems = read_repo(root)
     try:
+        if PROJECT_FILE not in texts:
+            raise SpecError(problems)
         spec = load_texts(texts, root, check_files=check_files)
+        if problems:
+            raise SpecError(problems)
     except SpecError as e:
-        raise SpecError(problems + e.problems) from None
-    if problems:
-        raise SpecError(problems)
+        raise SpecError([_shown_from(root, p) for p in {*problems, *e.problems}]) from None
     return spec
+
+
+def _shown_from(root: Path, p: SpecProblem) -> SpecProblem:
+    if str(root) in ("", "."):
+        return p
+    return SpecProblem(os.path.normpath(root / p.path), p.line, p.col, p.key, p.message)

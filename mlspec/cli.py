@@ -1,0 +1,131 @@
+"""The command layer: parse arguments, call one function per command, return an exit code.
+
+The only place that turns errors into exit codes (STYLE.md §5): a SpecError prints every problem
+and exits 1; any other MlspecError prints its one sentence and exits 1; anything unexpected exits 3
+with a pointer to --traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from functools import wraps
+from pathlib import Path
+
+import click
+
+from mlspec import __version__
+from mlspec.errors import MlspecError, SpecError
+
+FORMATS = click.Choice(["text", "github"])
+
+
+def handled(fn):
+    """Run a command body; map errors to exit codes in one place."""
+
+    @wraps(fn)
+    def wrapper(*args, **kwargs):
+        ctx = click.get_current_context()
+        show_tb = ctx.find_root().params.get("traceback", False)
+        fmt = kwargs.get("fmt", "text")
+        try:
+            code = fn(*args, **kwargs)
+        except SpecError as e:
+            for p in e.problems:
+                click.echo(p.github() if fmt == "github" else p.text(), err=fmt != "github")
+            click.echo(f"{len(e.problems)} problem(s) found.", err=True)
+            code = 1
+        except MlspecError as e:
+            if show_tb:
+                traceback.print_exc()
+            click.echo(f"Error: {e}", err=True)
+            code = e.exit_code
+        except (click.exceptions.Exit, click.ClickException, click.Abort):
+            raise
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            code = 130
+        except Exception as e:  # noqa: BLE001 - the one place that catches everything
+            if show_tb:
+                traceback.print_exc()
+            click.echo(f"Unexpected error: {type(e).__name__}: {e}. Run again with --traceback to see where.", err=True)
+            code = 3
+        ctx.exit(code or 0)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mlspec")
+@click.option("--traceback", is_flag=True, help="Show a traceback on errors.")
+@click.option("-C", "--chdir", type=click.Path(file_okay=False, path_type=Path), help="Run as if started in this folder.")
+def main(traceback: bool, chdir: Path | None) -> None:
+    """Terraform-style GitOps for machine-learning models."""
+    if chdir:
+        import os
+
+        os.chdir(chdir)
+
+
+@main.command()
+@click.argument("path", default=".", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=FORMATS, default="text", help="github prints ::error annotations.")
+@handled
+def validate(path: Path, fmt: str) -> int:
+    """Check the spec: every problem of every file, in one run."""
+    from mlspec.spec import load_spec
+
+    spec = load_spec(path)
+    versions = sum(len(m.versions) for m in spec.models)
+    click.echo(
+        f"Valid: project {spec.project.name}, {len(spec.models)} model(s), {versions} version(s), "
+        f"{len(spec.deployments)} deployment(s), {len(spec.project.targets)} target(s)."
+    )
+    return 0
+
+
+@main.command()
+@click.option("--kind", type=click.Choice(["project", "model", "all"]), default="all")
+@click.option("--write", "write_dir", type=click.Path(file_okay=False, path_type=Path), help="Write <kind>.schema.json files here.")
+@handled
+def schema(kind: str, write_dir: Path | None) -> int:
+    """Print the JSON Schema of the spec files (for editors and CI)."""
+    from mlspec.spec.schema import schema_texts
+
+    texts = schema_texts()
+    if write_dir:
+        write_dir.mkdir(parents=True, exist_ok=True)
+        for name, text in texts.items():
+            (write_dir / f"{name}.schema.json").write_text(text)
+        click.echo(f"Wrote {len(texts)} schema file(s) to {write_dir}.")
+        return 0
+    if kind == "all":
+        import json
+
+        click.echo(json.dumps({k: json.loads(v) for k, v in texts.items()}, indent=2, sort_keys=True))
+    else:
+        click.echo(texts[kind], nl=False)
+    return 0
+
+
+@main.command()
+@click.argument("path", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--name", help="Project name (defaults to the folder name).")
+@handled
+def init(path: Path, name: str | None) -> int:
+    """Scaffold a small working spec repo."""
+    from mlspec.scaffold import scaffold
+
+    written = scaffold(path, name)
+    for rel in written:
+        click.echo(f"  created {rel}")
+    click.echo(f"Initialised {path}. Next: mlspec validate {path}")
+    return 0
+
+
+def run() -> None:
+    main(prog_name="mlspec")
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,77 @@
+"""`mlspec init`: a small working spec repo that `mlspec validate` accepts."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+from mlspec.errors import MlspecError
+from mlspec.spec.schema import schema_texts
+
+PROJECT = """\
+# yaml-language-server: $schema=.mlspec/schemas/project.schema.json
+apiVersion: mlspec/v1
+kind: Project
+name: {name}
+# registry: 127.0.0.1:5000/{name}   # omitted = images stay on the target engine
+targets:
+  - {{name: local, type: docker}}
+monitoring:
+  output: monitoring/
+"""
+
+MODEL = """\
+# yaml-language-server: $schema=../.mlspec/schemas/model.schema.json
+apiVersion: mlspec/v1
+kind: Model
+name: example
+owner: {name}
+framework: sklearn
+runtime:
+  python_packages: {{scikit-learn: "{sklearn}", joblib: "{joblib}"}}
+versions:
+  - version: 0.1.0
+    artifact: {{path: models/example/0.1.0/model.joblib, sha256: {sha}}}
+deployments:
+  - {{target: local, version: 0.1.0, port: 18081}}
+alerts:
+  - {{kind: error_rate, threshold: 0.05, for: 5m, severity: page}}
+  - {{kind: down, for: 2m, severity: page}}
+"""
+
+
+def _example_model(path: Path) -> tuple[str, str, str] | None:
+    """Train a tiny classifier when scikit-learn is importable; None otherwise."""
+    try:
+        import joblib
+        import sklearn
+        from sklearn.datasets import make_classification
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        return None
+    X, y = make_classification(n_samples=200, n_features=4, random_state=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    joblib.dump(LogisticRegression().fit(X, y), path)
+    return hashlib.sha256(path.read_bytes()).hexdigest(), sklearn.__version__, joblib.__version__
+
+
+def scaffold(root: Path, name: str | None = None) -> list[str]:
+    name = name or re.sub(r"[^a-z0-9-]+", "-", root.resolve().name.lower()).strip("-") or "models"
+    if not re.match(r"^[a-z][a-z0-9-]{0,62}$", name):
+        raise MlspecError(f"cannot derive a project name from {root}; give one with --name")
+    if (root / "mlspec.yaml").exists():
+        raise MlspecError(f"{root / 'mlspec.yaml'} already exists; init never overwrites a spec")
+    files = {"mlspec.yaml": PROJECT.format(name=name)}
+    files.update({f".mlspec/schemas/{k}.schema.json": v for k, v in schema_texts().items()})
+    trained = _example_model(root / "models/example/0.1.0/model.joblib")
+    written = []
+    if trained:
+        sha, skl, jl = trained
+        files["models/example.yaml"] = MODEL.format(name=name, sha=sha, sklearn=skl, joblib=jl)
+        written.append("models/example/0.1.0/model.joblib")
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(text)
+        written.append(rel)
+    return sorted(written)

@@ -6,6 +6,8 @@ Every problem is reported as ``path:line:col: key.path: message`` (STYLE.md §4)
 
 from __future__ import annotations
 
+import datetime
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,10 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.events import DocumentStartEvent
+from ruamel.yaml.scalarbool import ScalarBoolean
 
 from mlspec.errors import SpecProblem
 from mlspec.spec.wire import API_VERSION, UNION_TAGS, ModelDoc, ProjectDoc
@@ -83,26 +88,96 @@ def parse_yaml(text: str, rel: str) -> tuple[Any, list[SpecProblem]]:
     except MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = " ".join(p for p in (e.context, e.problem) if p) or "invalid YAML"
-        return None, [SpecProblem(rel, line, col, "", f"invalid YAML: {problem}")]
+        return None, [SpecProblem(rel, line, col, "", f"invalid YAML: {_yaml_problem(e)}")]
     except (YAMLError, ValueError, RecursionError) as e:  # ruamel raises plain errors on some inputs
         return None, [SpecProblem(rel, 1, 1, "", f"invalid YAML: {type(e).__name__}")]
+    if not docs:
+        return None, [SpecProblem(rel, 1, 1, "", "the file is empty; expected a mapping with apiVersion and kind")]
     if len(docs) != 1:
-        return None, [SpecProblem(rel, 1, 1, "", f"expected exactly one YAML document, found {len(docs)}")]
+        line = _document_line(text, 2)
+        return None, [SpecProblem(rel, line, 1, "", f"expected exactly one YAML document, found {len(docs)} (remove this '---')")]
     return docs[0], []
 
 
+def _yaml_problem(e: MarkedYAMLError) -> str:
+    if isinstance(e, DuplicateKeyError):
+        # ruamel's message quotes both values, and a value may be a secret: name the key only.
+        m = re.search(r'duplicate key "(.*?)" with value', e.problem or "")
+        return f"duplicate key {m.group(1)!r}" if m else "duplicate key"
+    problem = " ".join(p for p in (e.context, e.problem) if p) or "invalid YAML"
+    start, end = e.context_mark, e.problem_mark
+    if start and end and start.line != end.line:
+        problem += f" (it starts at line {start.line + 1})"
+    return problem
+
+
+def _document_line(text: str, n: int) -> int:
+    """1-based line where the n-th YAML document starts (its '---')."""
+    seen = 0
+    for event in _yaml().parse(text):
+        if isinstance(event, DocumentStartEvent):
+            seen += 1
+            if seen == n:
+                return event.start_mark.line + 1
+    return 1
+
+
+# pydantic's wording for a type, in the words of YAML; the input is looked at, never printed
+# (units.py: a value may be a secret pasted in the wrong place).
+_TYPE_MESSAGES = {
+    "model_type": "must be a mapping",
+    "model_attributes_type": "must be a mapping",
+    "dict_type": "must be a mapping",
+    "list_type": "must be a list",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "string_too_short": "must not be empty",
+}
+
+
+def _shape(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, (datetime.date, datetime.datetime)):
+        return "a date"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return "another type"
+
+
 def _message(err: dict) -> str:
-    kind = err["type"]
+    kind, value, ctx = err["type"], err.get("input"), err.get("ctx") or {}
     if kind == "extra_forbidden":
         return "unknown key"
     if kind == "missing":
         return "required key is missing"
+    if value is None and kind in _TYPE_MESSAGES:
+        return f"has no value ({_TYPE_MESSAGES[kind]})"
+    if kind == "string_type":
+        if value is None:
+            return "has no value (must be a string)"
+        if isinstance(value, (dict, list)):
+            return f"must be a string, not {_shape(value)}"
+        return f"must be a string; quote it (unquoted, YAML reads it as {_shape(value)})"
+    if kind in _TYPE_MESSAGES:
+        return _TYPE_MESSAGES[kind]
+    if kind == "too_short":
+        n = ctx.get("min_length", 1)
+        return "must not be empty" if n == 1 else f"must have at least {n} items"
+    if kind == "string_pattern_mismatch":
+        return f"must match the pattern {ctx.get('pattern')}"
     msg = err["msg"]
     if msg.startswith("Value error, "):
         msg = msg[len("Value error, "):]
-    if kind == "string_type":
-        return "must be a string (quote it: a version such as 1.0 is read as a number)"
     msg = msg.replace("Input should be", "must be").replace("input should be", "must be")
     return msg[0].lower() + msg[1:] if msg else msg
 
@@ -126,14 +201,33 @@ def load_document(text: str, rel: str, expect: str | None = None) -> tuple[Docum
         msg = "required key is missing" if kind is None else f"unknown kind; expected {want}"
         return doc, [doc.at(("kind",), msg)]
     try:
-        model = KINDS[kind].model_validate(raw)
+        model = KINDS[kind].model_validate(_plain_booleans(raw, set()))
     except ValidationError as e:
         out = []
-        for err in e.errors(include_url=False, include_input=False):
+        for err in e.errors(include_url=False):
             loc = _aliases(tuple(p for p in err["loc"] if p not in UNION_TAGS))
-            out.append(doc.at(loc, _message(err), key_only=err["type"] == "extra_forbidden"))
-        return doc, out
+            # A bad mapping key: pydantic appends '[key]'; point at the key itself.
+            is_key = bool(loc) and loc[-1] == "[key]"
+            loc = loc[:-1] if is_key else loc
+            msg = _message(err)
+            out.append(doc.at(loc, f"key {msg}" if is_key else msg, key_only=is_key or err["type"] == "extra_forbidden"))
+        return doc, sorted(set(out))
     return Document(rel, raw, model), []
+
+
+def _plain_booleans(node: Any, seen: set[int]) -> Any:
+    # The wire models are strict (`prune: "yes"` is an error, as in the JSON Schema), but ruamel
+    # gives an anchored `true` as ScalarBoolean, an int: make those plain bools, in place.
+    if id(node) in seen:  # aliases may make the tree a graph, even a cycle
+        return node
+    seen.add(id(node))
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for k, v in list(items):
+        if isinstance(v, ScalarBoolean):
+            node[k] = bool(v)
+        else:
+            _plain_booleans(v, seen)
+    return node
 
 
 def _aliases(loc: tuple) -> tuple:

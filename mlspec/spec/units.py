@@ -72,6 +72,13 @@ EnvName = Annotated[
     AfterValidator(_matches(ENV_NAME_RE, "an environment variable name")),
 ]
 
+# A package pin: one exact version, never a range (a pickle loads only under the version that wrote it).
+Pin = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": r"^[^<>=!~*,\s]+$"}),
+    AfterValidator(_matches(r"^[^<>=!~*,\s]+$", "one exact version, such as 1.5.2, not a range")),
+]
+
 
 def duration_seconds(text: str) -> float:
     """'1h30m' -> 5400.0."""

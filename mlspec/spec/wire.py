@@ -8,15 +8,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from mlspec.spec.units import Comparison, Duration, EnvName, Name, Sha256, Size, Version
+from mlspec.spec.units import Comparison, Duration, EnvName, Name, Pin, Sha256, Size, Version
 
 API_VERSION = "mlspec/v1"
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # strict: `prune: "yes"` or `port: "8080"` is an error here as in the JSON Schema editors use.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
 
 
 # --- Project -------------------------------------------------------------------------------
@@ -108,18 +109,10 @@ class Evaluation(Strict):
 
 
 class Runtime(Strict):
-    python_packages: dict[str, str] = Field(
+    python_packages: dict[str, Pin] = Field(
         default_factory=dict,
         description="Exact versions the artifact was made with, e.g. {scikit-learn: 1.5.2} (a pickle loads only under the version that wrote it)",
     )
-
-    @field_validator("python_packages")
-    @classmethod
-    def _exact(cls, value: dict[str, str]) -> dict[str, str]:
-        for name, pin in value.items():
-            if not pin or any(c in pin for c in "<>=!~*, "):
-                raise ValueError(f"package {name!s} must be pinned to one exact version, such as 1.5.2")
-        return value
 
 
 class ModelVersion(Strict):
@@ -141,6 +134,16 @@ class SecretRef(Strict):
         return value
 
 
+def _scalar(value: Any) -> Any:
+    # One error for a list or mapping, instead of one per member of the union below.
+    if value is None or isinstance(value, (dict, list)):
+        raise ValueError("must be a string, number or boolean")
+    return value
+
+
+EnvValue = Annotated[Union[str, int, float, bool], BeforeValidator(_scalar)]
+
+
 class Deployment(Strict):
     target: Name
     version: Version
@@ -148,7 +151,7 @@ class Deployment(Strict):
     replicas: int | None = Field(None, ge=1, le=100)
     port: int = Field(ge=1, le=65535, description="Published host port")
     resources: Resources | None = None
-    env: dict[EnvName, str | int | float | bool] = Field(default_factory=dict)
+    env: dict[EnvName, EnvValue] = Field(default_factory=dict)
     secrets: dict[EnvName, SecretRef] = Field(default_factory=dict)
     readiness_timeout: Duration | None = None
     prevent_destroy: bool = False

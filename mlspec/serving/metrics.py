@@ -1,9 +1,10 @@
 """The metrics of DESIGN.md §6, in a registry of their own.
 
-``mlspec_inference_requests_total`` counts every answered infer call: outcome="success" for a
-200, outcome="error" for anything else, client errors (4xx) included. The error-rate alerts
-measure what callers get, and a client sending malformed requests after a rollout (say, a
-changed feature count) is exactly what they should catch.
+``mlspec_inference_requests_total`` counts every infer call addressed to this model and version:
+outcome="success" for a 200, outcome="error" for anything else, client errors (400, 413) and
+"not ready" 503s included. The error-rate alerts measure what callers get, and clients failing
+after a rollout (say, a changed feature count) is exactly what they should catch. Not counted:
+404s for other models or versions, 405s, and requests refused while draining.
 """
 
 from __future__ import annotations

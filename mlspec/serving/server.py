@@ -60,6 +60,13 @@ class App:
             return self._in_flight
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    request_queue_size = 128  # the default listen backlog of 5 refuses bursts
+    # Daemon threads, so exit never waits on idle keep-alive connections; App.drain is what
+    # waits for the requests actually in flight, within MLSPEC_DRAIN_SECONDS.
+    daemon_threads = True
+
+
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive; every response carries Content-Length
     server_version = f"mlspec-serving/{__version__}"
@@ -208,7 +215,7 @@ def serve(cfg: Config, model: Model) -> int:
     """Serve until SIGTERM or SIGINT, then drain; return the process exit code."""
     app = App(cfg, model, Metrics(cfg.model, cfg.version, cfg.sha256))
     try:
-        httpd = ThreadingHTTPServer((cfg.host, cfg.port), Handler)
+        httpd = _HTTPServer((cfg.host, cfg.port), Handler)
     except OSError as e:
         log("error", f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}")
         return 1

@@ -1,0 +1,126 @@
+"""What a deployment's containers are made of on a ``type: docker`` target: names, labels, and the
+hardened create arguments of model and proxy containers. Pure, except for reading the host's
+environment for secrets."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import secrets as token
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from mlspec import labels as L
+from mlspec.errors import ApplyError
+from mlspec.plan.hashing import config_hash, sha256_json
+from mlspec.spec.model import Deployment
+
+ALIAS = "mlspec-backend"  # network alias of the containers in rotation; the proxy resolves it
+SERVING_PORT = 8080
+PROXY_PORT = 8080
+UID = "10001:10001"  # matches the built-in template; used when an image would run as root
+PROXY_UID = "65534:65534"  # nobody: the proxy needs no files at all
+PROXY_SOURCE = (Path(__file__).resolve().parent / "proxy.py").read_text()
+PROXY_MEMORY = "64m"
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """One deployment as it must run: the applier's input to a target backend."""
+
+    project: str
+    deployment: Deployment
+    image: str  # tag (or digest reference) present on, or pullable by, the target engine
+    build_hash: str
+    commit: str = ""
+
+    @property
+    def config_hash(self) -> str:
+        return config_hash(self.deployment, self.image)
+
+
+def base_name(project: str, target: str, deployment: str) -> str:
+    return f"mlspec-{project}-{target}-{deployment}"
+
+
+def model_name(r: Rollout) -> str:
+    d = r.deployment
+    # A random suffix: names never collide with a leftover of a killed apply.
+    return f"{base_name(r.project, d.target, d.name)}-{r.config_hash[:8]}-{token.token_hex(3)}"
+
+
+def scope_labels(project: str, target: str, deployment: str | None = None) -> dict[str, str]:
+    out = {L.PROJECT: project, L.TARGET: target}
+    if deployment is not None:
+        out[L.DEPLOYMENT] = deployment
+    return out
+
+
+def label_filter(labels: Mapping[str, str]) -> list[str]:
+    return [f"{k}={v}" for k, v in labels.items()]
+
+
+def model_labels(r: Rollout) -> dict[str, str]:
+    d = r.deployment
+    return {L.PROJECT: r.project, L.MODEL: d.model, L.VERSION: d.version, L.TARGET: d.target,
+            L.DEPLOYMENT: d.name, L.CONFIG_HASH: r.config_hash, L.BUILD_HASH: r.build_hash,
+            L.COMMIT: r.commit, L.ROLE: "model"}
+
+
+def proxy_config_hash(r: Rollout, proxy_image: str, publish_address: str) -> str:
+    return sha256_json({"image": proxy_image, "port": r.deployment.port, "address": publish_address,
+                        "source": hashlib.sha256(PROXY_SOURCE.encode()).hexdigest()})
+
+
+def proxy_labels(r: Rollout, chash: str) -> dict[str, str]:
+    # The front outlives versions: version and build hash stay empty so it never looks stale.
+    d = r.deployment
+    return {L.PROJECT: r.project, L.MODEL: d.model, L.VERSION: "", L.TARGET: d.target,
+            L.DEPLOYMENT: d.name, L.CONFIG_HASH: chash, L.BUILD_HASH: "", L.COMMIT: r.commit,
+            L.ROLE: "proxy"}
+
+
+def resolve_secrets(d: Deployment, env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Secret values from the applying host's environment; a missing one names the variable."""
+    env = os.environ if env is None else env
+    missing = sorted(ref for ref in d.secrets.values() if ref not in env)
+    if missing:
+        raise ApplyError(f"{d.address}: secret variable(s) {', '.join(missing)} are not set on "
+                         "this host; export them before apply (values are never printed).")
+    return {name: env[ref] for name, ref in d.secrets.items()}
+
+
+def hardening(user: str) -> dict[str, Any]:
+    return {"read_only": True, "tmpfs": {"/tmp": "rw,nosuid,nodev,size=64m"}, "user": user,
+            "security_opt": ["no-new-privileges:true"], "cap_drop": ["ALL"],
+            "restart_policy": {"Name": "unless-stopped"}}
+
+
+def model_create_args(r: Rollout, image_user: str, network: str,
+                      env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    d = r.deployment
+    root = image_user in ("", "0", "root") or image_user.startswith(("0:", "root:"))
+    args: dict[str, Any] = {
+        "image": r.image, "name": model_name(r), "labels": model_labels(r),
+        "environment": {**d.env, **resolve_secrets(d, env), "MLSPEC_PORT": str(SERVING_PORT)},
+        "network": network, "detach": True, **hardening(UID if root else image_user),
+    }
+    if d.resources.memory:
+        args["mem_limit"] = d.resources.memory
+    if d.resources.cpus:
+        args["nano_cpus"] = int(d.resources.cpus * 1e9)
+    return args
+
+
+def proxy_create_args(r: Rollout, proxy_image: str, network: str, publish_address: str) -> dict[str, Any]:
+    chash = proxy_config_hash(r, proxy_image, publish_address)
+    d = r.deployment
+    return {
+        "image": proxy_image, "name": base_name(r.project, d.target, d.name) + "-proxy",
+        "command": ["python3", "-c", PROXY_SOURCE], "labels": proxy_labels(r, chash),
+        "environment": {"MLSPEC_PROXY_BACKEND": ALIAS, "MLSPEC_PROXY_PORT": str(PROXY_PORT),
+                        "MLSPEC_PROXY_BACKEND_PORT": str(SERVING_PORT)},
+        "ports": {f"{PROXY_PORT}/tcp": (publish_address, d.port)}, "network": network,
+        "mem_limit": PROXY_MEMORY, "detach": True, **hardening(PROXY_UID),
+    }

@@ -1,0 +1,218 @@
+"""Roll deployments out on a ``type: docker`` target (one engine) with zero downtime.
+
+How traffic switches on a single host
+-------------------------------------
+Each deployment owns a user-defined bridge network ``mlspec-<project>-<target>-<deployment>``
+and one small front container ``…-proxy`` (the base image running ``mlspec/apply/proxy.py``)
+that holds the deployment's published port. Model containers join that network; only those
+*in rotation* carry the network alias ``mlspec-backend``, which the proxy resolves through
+Docker's embedded DNS on every request. The published port therefore never moves, and the set of
+backends is exactly the set of aliased, running containers.
+
+``deploy`` converges a deployment to its :class:`Rollout` from whatever is live:
+
+1. containers with the desired config hash and the alias are kept (a second apply is a no-op);
+   any other container with the desired hash is a leftover of a killed apply and is removed;
+2. missing replicas are started on the network *without* the alias and polled on
+   ``/v2/health/ready`` from inside the proxy container (``exec``: works on a remote engine and
+   needs nothing from the model image). Unready within ``readiness_timeout``, or exited: the new
+   containers are removed, the old ones were never touched, and ApplyError carries the new
+   container's last log lines;
+3. switch: each ready container is reconnected with the alias, so the proxy starts sending it
+   requests;
+4. the old containers get SIGTERM: the server refuses new connections and finishes those in
+   flight; the proxy retries a refused or 503 request on the next backend; then they are removed.
+
+Killed at any point, the old containers keep serving until step 3 happened, and the next deploy
+converges by the rules of step 1. Changing the published port (or the proxy itself) recreates the
+front, which is the one moment of interruption; the planner shows it as a replace of the port.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Callable
+
+import docker
+import docker.errors
+
+from mlspec import labels as L
+from mlspec.apply import containers as C
+from mlspec.apply.containers import Rollout
+from mlspec.errors import ApplyError
+
+Log = Callable[[str], None]
+STOP_TIMEOUT = 30  # seconds of drain before SIGKILL; the server drains in 10 s by default
+POLL = 0.25
+PROBE = """
+import json, sys, urllib.request
+out = {}
+for url in sys.argv[1:]:
+    try:
+        out[url] = urllib.request.urlopen(url, timeout=2).status
+    except Exception as e:
+        out[url] = getattr(e, "code", 0)
+print(json.dumps(out))
+"""
+
+
+class DockerTarget:
+    """The deployments of one project on one Docker engine."""
+
+    def __init__(self, client: docker.DockerClient, project: str, target: str, proxy_image: str,
+                 publish_address: str = "0.0.0.0", on_log: Log = lambda line: None):
+        self.client, self.project, self.target = client, project, target
+        self.proxy_image, self.publish_address, self.log = proxy_image, publish_address, on_log
+
+    # -- public ------------------------------------------------------------------------------
+
+    def deploy(self, r: Rollout) -> None:
+        """Converge one deployment to ``r``: create, scale, or replace with zero downtime."""
+        d = r.deployment
+        net = self._network(C.base_name(self.project, d.target, d.name), d.name)
+        proxy = self._proxy(r, net.name)
+        live = self._models(d.name)
+        want = r.config_hash
+        current = [c for c in live if c.labels.get(L.CONFIG_HASH) == want and self._serving(c, net.name)]
+        leftovers = [c for c in live if c.labels.get(L.CONFIG_HASH) == want and c not in current]
+        old = [c for c in live if c.labels.get(L.CONFIG_HASH) != want]
+        self._stop(leftovers, "leftover")
+        missing = d.replicas - len(current)
+        if missing > 0:
+            fresh = self._start(r, net.name, missing)
+            self._await_ready(r, proxy, fresh, keep=old or current)
+            for c in fresh:  # the switch: the proxy sees each container from its next request on
+                net.disconnect(c)
+                net.connect(c, aliases=[C.ALIAS])
+                self.log(f"{d.address}: {c.name} in rotation")
+        self._stop(current[d.replicas:] + old, "old")
+
+    def destroy(self, deployment: str) -> None:
+        """Remove a deployment's containers, its front and its network."""
+        scope = C.scope_labels(self.project, self.target, deployment)
+        found = self.client.containers.list(all=True, filters={"label": C.label_filter(scope)})
+        self._stop([c for c in found if c.labels.get(L.ROLE) != "proxy"], "removed")
+        self._stop([c for c in found if c.labels.get(L.ROLE) == "proxy"], "removed")
+        for net in self.client.networks.list(filters={"label": C.label_filter(scope)}):
+            net.remove()
+
+    # -- steps -------------------------------------------------------------------------------
+
+    def _network(self, name: str, deployment: str):
+        found = [n for n in self.client.networks.list(names=[name]) if n.name == name]
+        if found:
+            return found[0]
+        self.log(f"network {name}: create")
+        labels = C.scope_labels(self.project, self.target, deployment) | {L.ROLE: "network"}
+        return self.client.networks.create(name, driver="bridge", labels=labels, check_duplicate=True)
+
+    def _proxy(self, r: Rollout, network: str):
+        args = C.proxy_create_args(r, self.proxy_image, network, self.publish_address)
+        want = args["labels"][L.CONFIG_HASH]
+        for c in self._role(r.deployment.name, "proxy"):
+            if c.labels.get(L.CONFIG_HASH) == want and c.status == "running":
+                return c
+            self.log(f"{c.name}: recreate the front (port or proxy changed)")
+            self._stop([c], "old front")
+        self._ensure_image(self.proxy_image)
+        proxy = self.client.containers.create(**args)
+        try:
+            proxy.start()
+        except docker.errors.APIError as exc:
+            proxy.remove(force=True)
+            raise ApplyError(f"{r.deployment.address}: the front could not publish port "
+                             f"{r.deployment.port} ({exc.explanation}); free the port or change "
+                             "it in the spec.") from exc
+        self.log(f"{proxy.name}: listening on {self.publish_address}:{r.deployment.port}")
+        return proxy
+
+    def _start(self, r: Rollout, network: str, n: int) -> list:
+        self._ensure_image(r.image)
+        user = self.client.images.get(r.image).attrs["Config"].get("User") or ""
+        started = []
+        try:
+            for _ in range(n):
+                c = self.client.containers.create(**C.model_create_args(r, user, network))
+                started.append(c)
+                c.start()
+                self.log(f"{r.deployment.address}: {c.name} started ({r.deployment.version})")
+        except docker.errors.APIError as exc:
+            self._stop(started, "failed")
+            raise ApplyError(f"{r.deployment.address}: the engine could not start {r.image} "
+                             f"({exc.explanation}); nothing was switched.") from exc
+        return started
+
+    def _await_ready(self, r: Rollout, proxy, fresh: list, keep: list) -> None:
+        d = r.deployment
+        deadline = time.monotonic() + d.readiness_timeout
+        urls = {c.id: f"http://{c.name}:{C.SERVING_PORT}/v2/health/ready" for c in fresh}
+        while True:
+            failed = None
+            for c in fresh:
+                c.reload()
+                if c.status in ("exited", "dead") or c.attrs["RestartCount"] > 0:
+                    failed = (c, f"exited with code {c.attrs['State'].get('ExitCode')}")
+                    break
+            if failed is None:
+                status = self._probe(proxy, list(urls.values()))
+                if all(status.get(u) == 200 for u in urls.values()):
+                    self.log(f"{d.address}: {len(fresh)} new container(s) ready")
+                    return
+                if time.monotonic() >= deadline:
+                    c = next(c for c in fresh if status.get(urls[c.id]) != 200)
+                    failed = (c, f"was not ready within {d.readiness_timeout:g} s")
+            if failed is not None:
+                c, why = failed
+                tail = c.logs(tail=20).decode(errors="replace").rstrip()
+                self._stop(fresh, "unready")
+                kept = (f"{len(keep)} running container(s) keep serving" if keep
+                        else "nothing was serving before")
+                raise ApplyError(f"{d.address}: version {d.version} ({c.name}) {why}; it was "
+                                 f"removed and {kept}. Its last log lines:\n{tail}")
+            time.sleep(POLL)
+
+    def _probe(self, proxy, urls: list[str]) -> dict[str, int]:
+        res = proxy.exec_run(["python3", "-c", PROBE, *urls], user=C.PROXY_UID)
+        try:
+            return json.loads(res.output.decode().strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return {}
+
+    def _stop(self, found: list, why: str) -> None:
+        # SIGTERM and wait: the server drains what is in flight; the proxy already retries
+        # anything it refuses on another backend.
+        for c in found:
+            try:
+                c.stop(timeout=STOP_TIMEOUT)
+                c.remove(force=True)
+                self.log(f"{c.name}: stopped and removed ({why})")
+            except docker.errors.NotFound:
+                pass
+
+    # -- reading -----------------------------------------------------------------------------
+
+    def _role(self, deployment: str, role: str) -> list:
+        scope = C.scope_labels(self.project, self.target, deployment) | {L.ROLE: role}
+        return self.client.containers.list(all=True, filters={"label": C.label_filter(scope)})
+
+    def _models(self, deployment: str) -> list:
+        return self._role(deployment, "model")
+
+    @staticmethod
+    def _serving(c, network: str) -> bool:
+        if c.status != "running":
+            return False
+        aliases = c.attrs["NetworkSettings"]["Networks"].get(network, {}).get("Aliases") or []
+        return C.ALIAS in aliases
+
+    def _ensure_image(self, image: str) -> None:
+        try:
+            self.client.images.get(image)
+        except docker.errors.ImageNotFound:
+            self.log(f"pull {image}")
+            try:
+                self.client.images.pull(image)
+            except docker.errors.APIError as exc:
+                raise ApplyError(f"image {image} is neither on the target engine nor pullable "
+                                 f"({exc.explanation}); build and push it first.") from exc

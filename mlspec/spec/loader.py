@@ -64,7 +64,8 @@ def locate(node: Any, loc: tuple, *, key_only: bool = False) -> tuple[int, int]:
         if isinstance(node, CommentedMap) and part in node:
             kl, kc = node.lc.key(part)
             vl, vc = node.lc.value(part)
-            line, col = (kl, kc) if key_only and last else (vl, vc)
+            # An empty value has no node of its own (ruamel marks the next token): use the key.
+            line, col = (kl, kc) if (key_only and last) or node[part] is None else (vl, vc)
             node = node[part]
         elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
             line, col = node.lc.item(part)
@@ -105,6 +106,8 @@ def _yaml_problem(e: MarkedYAMLError) -> str:
         m = re.search(r'duplicate key "(.*?)" with value', e.problem or "")
         return f"duplicate key {m.group(1)!r}" if m else "duplicate key"
     problem = " ".join(p for p in (e.context, e.problem) if p) or "invalid YAML"
+    if "'\\t'" in problem:
+        problem += " (indent with spaces, not tabs)"
     start, end = e.context_mark, e.problem_mark
     if start and end and start.line != end.line:
         problem += f" (it starts at line {start.line + 1})"
@@ -243,4 +246,6 @@ def read_text(path: Path, rel: str) -> tuple[str | None, list[SpecProblem]]:
     try:
         return data.decode("utf-8"), []
     except UnicodeDecodeError as e:
-        return None, [SpecProblem(rel, 1, 1, "", f"not UTF-8 text (byte {e.start})")]
+        line = data.count(b"\n", 0, e.start) + 1
+        col = e.start - data.rfind(b"\n", 0, e.start)
+        return None, [SpecProblem(rel, line, col, "", "not UTF-8 text; save the file as UTF-8")]

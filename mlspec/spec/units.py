@@ -11,7 +11,7 @@ import re
 from decimal import Decimal
 from typing import Annotated
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 NAME_RE = r"^[a-z][a-z0-9-]{0,62}$"
 VERSION_RE = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$"
@@ -36,6 +36,17 @@ def _matches(pattern: str, what: str):
     return check
 
 
+def _not_a_number(what: str, hint: str = ""):
+    # `for: 10`, `accuracy: 0.9` or `version: 1.0` arrive as numbers: say what is wanted, not
+    # just "must be a string" (quoting 1.0 alone would not make it a valid version).
+    def check(value):
+        if isinstance(value, (int, float)):
+            raise ValueError(f"must be {what}{hint}")
+        return value
+
+    return BeforeValidator(check)
+
+
 Name = Annotated[
     str,
     Field(json_schema_extra={"pattern": NAME_RE}),
@@ -43,26 +54,31 @@ Name = Annotated[
 ]
 Version = Annotated[
     str,
+    _not_a_number("a semantic version such as 1.2.0", " (unquoted, YAML reads 1.0 as a number)"),
     Field(json_schema_extra={"pattern": VERSION_RE}),
     AfterValidator(_matches(VERSION_RE, "a semantic version such as 1.2.0")),
 ]
 Duration = Annotated[
     str,
+    _not_a_number("a duration such as 250ms, 30s, 5m, 1h or 30d"),
     Field(json_schema_extra={"pattern": DURATION_RE}),
     AfterValidator(_matches(DURATION_RE, "a duration such as 250ms, 30s, 5m, 1h or 30d")),
 ]
 Size = Annotated[
     str,
+    _not_a_number("a size such as 512m or 2g (units b, k, m, g)"),
     Field(json_schema_extra={"pattern": SIZE_RE}),
     AfterValidator(_matches(SIZE_RE, "a size such as 512m or 2g (units b, k, m, g)")),
 ]
 Comparison = Annotated[
     str,
+    _not_a_number('a comparison such as ">= 0.90" (operators >=, <=, >, <, ==)'),
     Field(json_schema_extra={"pattern": COMPARISON_RE}),
     AfterValidator(_matches(COMPARISON_RE, "a comparison such as \">= 0.90\" (operators >=, <=, >, <, ==)")),
 ]
 Sha256 = Annotated[
     str,
+    _not_a_number("a sha256 digest: 64 lowercase hex characters", "; quote it (unquoted, YAML reads it as a number)"),
     Field(json_schema_extra={"pattern": SHA256_RE}),
     AfterValidator(_matches(SHA256_RE, "a sha256 digest: 64 lowercase hex characters")),
 ]
@@ -70,6 +86,12 @@ EnvName = Annotated[
     str,
     Field(json_schema_extra={"pattern": ENV_NAME_RE}),
     AfterValidator(_matches(ENV_NAME_RE, "an environment variable name")),
+]
+ALERT_NAME_RE = r"^[A-Za-z][A-Za-z0-9_]*$"
+AlertName = Annotated[
+    str,
+    Field(json_schema_extra={"pattern": ALERT_NAME_RE}),
+    AfterValidator(_matches(ALERT_NAME_RE, "an alert name: letters, digits and '_', starting with a letter")),
 ]
 
 # A package pin: one exact version, never a range (a pickle loads only under the version that wrote it).

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from mlspec.spec.units import Comparison, Duration, EnvName, Name, Pin, Sha256, Size, Version
+from mlspec.spec.units import AlertName, Comparison, Duration, EnvName, Name, Pin, Sha256, Size, Version
 
 API_VERSION = "mlspec/v1"
 
@@ -164,7 +164,7 @@ class Build(Strict):
 
 class BuiltinAlert(Strict):
     kind: Literal["error_rate", "latency", "down", "not_ready"]
-    name: str | None = Field(None, pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    name: AlertName | None = None
     threshold: Annotated[
         Union[Annotated[float, Tag("number")], Annotated[Duration, Tag("duration")]],
         Discriminator(lambda v: "duration" if isinstance(v, str) else "number"),
@@ -176,7 +176,7 @@ class BuiltinAlert(Strict):
 
 
 class CustomAlert(Strict):
-    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_]*$")
+    name: AlertName
     expr: str = Field(min_length=1)
     for_: Duration = Field("5m", alias="for")
     severity: Literal["page", "ticket", "info"] = "page"

@@ -5,8 +5,8 @@ project's templates folder and then in the ones shipped as ``mlspec.templates``.
 the artifact, the model server (``mlspec/serving/*.py``) and the wheels of the spec's exact
 ``python_packages``. A model with its own Dockerfile (``build:``) is built as-is from its context.
 
-The build hash (DESIGN.md §3) is computed by :func:`build_inputs` without building anything, so
-the planner can look the tag up and skip both build and push when it exists.
+The tag and build hash (DESIGN.md §3) come from the plan: ``mlspec.state.build_inputs`` hashes
+the text of :func:`render_dockerfile` (pure) without building anything.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import docker
 import docker.errors
@@ -25,8 +25,7 @@ import jinja2
 
 from mlspec import labels as L
 from mlspec.errors import ApplyError
-from mlspec.plan.hashing import BuildInputs, build_hash, image_tag, sha256_json
-from mlspec.spec.model import Model, Spec
+from mlspec.spec.model import Model, Spec, Version
 from mlspec.apply.wheels import copy_wheels, fetch_wheels, requirements
 
 PORT = 8080
@@ -46,9 +45,17 @@ def _environment(spec: Spec) -> jinja2.Environment:
                               keep_trailing_newline=True, autoescape=False)
 
 
-def render_dockerfile(spec: Spec, model: Model, version: str, base_image: str | None = None) -> str:
-    """The Dockerfile of a built-in serving image (pure: same inputs, same text)."""
-    v = model.version(version)
+def _version(model: Model, version: str | Version) -> Version:
+    return version if isinstance(version, Version) else model.version(version)
+
+
+def render_dockerfile(spec: Spec, model: Model, version: str | Version,
+                      base_image: str | None = None) -> str:
+    """The Dockerfile of a built-in serving image (pure: same inputs, same text).
+
+    ``mlspec.state.build_inputs`` hashes this text into the build hash, so the planner knows the
+    tag before anything is built."""
+    v = _version(model, version)
     framework = model.framework or "sklearn"
     try:
         template = _environment(spec).get_template(f"docker/{framework}.Dockerfile.j2")
@@ -66,48 +73,10 @@ def _serving_files() -> list[Path]:
     return sorted(SERVING_PACKAGE.glob("*.py"))
 
 
-def _files_digest(root: Path, files: Iterator[Path] | list[Path]) -> str:
-    h = hashlib.sha256()
-    for f in sorted(files):
-        h.update(str(f.relative_to(root)).encode() + b"\0")
-        h.update(hashlib.sha256(f.read_bytes()).digest())
-    return h.hexdigest()
-
-
-def _walk(folder: Path) -> Iterator[Path]:
-    for dirpath, dirnames, filenames in os.walk(folder):
-        dirnames[:] = [d for d in dirnames if d != ".git"]
-        for name in filenames:
-            yield Path(dirpath) / name
-
-
-def build_inputs(spec: Spec, model: Model, version: str, base_image: str | None = None) -> BuildInputs:
-    """Digests of everything the image of ``model@version`` is built from; reads files only."""
-    v = model.version(version)
-    base = base_image or spec.project.base_image
-    if model.build is not None:
-        dockerfile = spec.root / model.build.dockerfile
-        recipe = hashlib.sha256(dockerfile.read_bytes()).hexdigest()
-        ctx = spec.root / model.build.context
-        context = _files_digest(ctx, _walk(ctx))
-    else:
-        recipe = hashlib.sha256(render_dockerfile(spec, model, version, base).encode()).hexdigest()
-        context = sha256_json({"server": _files_digest(SERVING_PACKAGE.parent, _serving_files()),
-                               "requirements": requirements(v.python_packages)})
-    return BuildInputs(model.name, v.version, v.artifact.sha256, recipe, context, base,
-                       v.python_packages)
-
-
-def image_for(spec: Spec, model: Model, version: str, base_image: str | None = None) -> tuple[str, str]:
-    """(tag, build hash) of ``model@version``."""
-    bhash = build_hash(build_inputs(spec, model, version, base_image))
-    return image_tag(spec.project.registry, model.name, version, bhash), bhash
-
-
-def build_context(spec: Spec, model: Model, version: str, dest: Path,
+def build_context(spec: Spec, model: Model, version: str | Version, dest: Path,
                   base_image: str | None = None, on_log: Log = lambda line: None) -> Path:
     """Assemble the build context of a built-in image in ``dest``; return ``dest``."""
-    v = model.version(version)
+    v = _version(model, version)
     artifact = spec.root / v.artifact.path
     if hashlib.sha256(artifact.read_bytes()).hexdigest() != v.artifact.sha256:
         raise ApplyError(f"{v.artifact.path} does not match its pinned sha256; fix the pin or "
@@ -132,7 +101,7 @@ def build_context(spec: Spec, model: Model, version: str, dest: Path,
 
 def image_labels(spec: Spec, model: Model, version: str, bhash: str, commit: str = "") -> dict[str, str]:
     return {L.PROJECT: spec.project.name, L.MODEL: model.name, L.VERSION: version,
-            L.BUILD_HASH: bhash, L.COMMIT: commit}
+            L.BUILD_HASH: bhash, L.COMMIT: commit, L.ROLE: "image"}
 
 
 def _run_build(client: docker.DockerClient, on_log: Log, **kwargs) -> str:
@@ -157,12 +126,12 @@ def _run_build(client: docker.DockerClient, on_log: Log, **kwargs) -> str:
 
 
 def build_image(client: docker.DockerClient, spec: Spec, model: Model, version: str, tag: str,
-                on_log: Log = lambda line: None, base_image: str | None = None,
-                labels: dict[str, str] | None = None) -> str:
-    """Build ``model@version`` as ``tag`` on the engine; return the image id."""
-    if labels is None:
-        bhash = build_hash(build_inputs(spec, model, version, base_image))
-        labels = image_labels(spec, model, version, bhash)
+                on_log: Log = lambda line: None, *, build_hash: str, commit: str = "",
+                base_image: str | None = None) -> str:
+    """Build ``model@version`` as ``tag`` on the engine; return the image id.
+
+    ``tag`` and ``build_hash`` come from the plan (``mlspec.state.build_inputs``)."""
+    labels = image_labels(spec, model, _version(model, version).version, build_hash, commit)
     if model.build is not None:
         ctx = spec.root / model.build.context
         dockerfile = os.path.relpath(spec.root / model.build.dockerfile, ctx)

@@ -1,0 +1,46 @@
+"""Pure: spec -> {repo-relative path: content} for Prometheus, Alertmanager and Grafana (DESIGN.md §7).
+
+``generate(spec)`` renders every monitoring file under ``spec.project.monitoring.output``;
+``write_files`` writes the ones that changed; ``stale_files`` finds the ones to delete;
+``check_custom_exprs`` is the syntax check ``mlspec validate`` runs on custom alert expressions.
+"""
+
+from __future__ import annotations
+
+from mlspec.generate.alertmanager import alertmanager_yml
+from mlspec.generate.checks import check_custom_exprs, spec_problems
+from mlspec.generate.common import HEADER, GenerateError, environment
+from mlspec.generate.files import stale_files, write_files
+from mlspec.generate.grafana import dashboard_json, provisioning
+from mlspec.generate.prometheus import prometheus_yml, targets_files
+from mlspec.generate.promtests import test_file
+from mlspec.generate.rules import model_rules, render_rules
+from mlspec.spec.model import Spec
+
+__all__ = ["HEADER", "GenerateError", "check_custom_exprs", "generate", "stale_files", "write_files"]
+
+
+def generate(spec: Spec) -> dict[str, str]:
+    """Every monitoring file, keyed by repo-relative path, in sorted order. Deterministic, no I/O but templates."""
+    problems = spec_problems(spec)
+    if problems:
+        raise GenerateError(problems)
+    env = environment(spec)
+    prom: dict[str, str] = {}
+    for model in spec.models:
+        rules = model_rules(spec, env, model)
+        prom[rules.path] = render_rules(env, rules)
+        if any(a.kind != "custom" for a in rules.alerts):
+            prom[f"tests/{model.name}.test.yml"] = test_file(rules)
+    prom.update(targets_files(spec))
+    rule_files = sorted(p for p in prom if p.startswith("rules/"))
+    target_files = sorted(p for p in prom if p.startswith("targets/"))
+    prom["prometheus.yml"] = prometheus_yml(spec, env, rule_files, target_files)
+
+    files = {f"prometheus/{k}": v for k, v in prom.items()}
+    files["alertmanager/alertmanager.yml"] = alertmanager_yml(spec, env)
+    files.update(provisioning(spec, env))
+    for model in spec.models:
+        files[f"grafana/dashboards/{model.name}.json"] = dashboard_json(spec, model)
+    out = spec.project.monitoring.output.rstrip("/") + "/"
+    return {out + k: files[k] for k in sorted(files)}

@@ -1,0 +1,62 @@
+"""Alertmanager routing by owner and severity, with inhibition: a model that is down silences its other alerts.
+
+Receivers are the project's ``monitoring.alertmanager.receivers`` (name -> webhook URL). An alert
+goes to the first receiver that exists among ``<owner>-<severity>``, ``<owner>``, ``<severity>``,
+and the default receiver.
+"""
+
+from __future__ import annotations
+
+import jinja2
+
+from mlspec.generate.common import SEVERITIES, GenerateError, expect_equal, load_yaml, render
+from mlspec.spec.model import Monitoring, Spec
+
+GROUP_BY = ("alertname", "model")
+INHIBIT = {"source_matchers": ['kind="down"'], "target_matchers": ['kind!="down"'], "equal": ["model"]}
+
+
+def receiver_for(mon: Monitoring, owner: str | None, severity: str) -> str:
+    names = ([f"{owner}-{severity}", owner] if owner else []) + [severity]
+    return next((n for n in names if n in mon.receivers), mon.default_receiver)
+
+
+def routes(spec: Spec) -> list[dict]:
+    mon = spec.project.monitoring
+    out = []
+    for owner in sorted({m.owner for m in spec.models}):
+        for severity in SEVERITIES:
+            out.append({"matchers": [f'owner="{owner}"', f'severity="{severity}"'],
+                        "receiver": receiver_for(mon, owner, severity)})
+    for severity in SEVERITIES:  # alerts of no known owner
+        out.append({"matchers": [f'severity="{severity}"'], "receiver": receiver_for(mon, None, severity)})
+    return out
+
+
+def receivers(spec: Spec) -> list[dict]:
+    mon = spec.project.monitoring
+    names = sorted({*mon.receivers, mon.default_receiver})
+    return [{"name": n, "url": mon.receivers.get(n)} for n in names]
+
+
+def alertmanager_yml(spec: Spec, env: jinja2.Environment) -> str:
+    mon = spec.project.monitoring
+    rs, recv = routes(spec), receivers(spec)
+    text = render(env, "alertmanager/alertmanager.yml.j2", project=spec.project.name,
+                  default_receiver=mon.default_receiver, group_by=GROUP_BY, routes=rs, receivers=recv,
+                  inhibit=INHIBIT)
+    name, problems = "alertmanager/alertmanager.yml", []
+    doc = load_yaml(text, name)
+    if not isinstance(doc, dict) or not isinstance(doc.get("route"), dict):
+        raise GenerateError([f"{name}: the rendered file has no route"])
+    route = doc["route"]
+    expect_equal(problems, name, "route.receiver", route.get("receiver"), mon.default_receiver)
+    got = [{"matchers": r.get("matchers"), "receiver": r.get("receiver")} for r in route.get("routes") or []]
+    expect_equal(problems, name, "route.routes", got, rs)
+    got_recv = [{"name": r.get("name"), "url": (r.get("webhook_configs") or [{}])[0].get("url")}
+                for r in doc.get("receivers") or []]
+    expect_equal(problems, name, "receivers", got_recv, recv)
+    expect_equal(problems, name, "inhibit_rules", doc.get("inhibit_rules"), [INHIBIT])
+    if problems:
+        raise GenerateError(problems)
+    return text

@@ -1,0 +1,138 @@
+"""Grafana: datasource and dashboard-provider provisioning, and one dashboard per model.
+
+Dashboards are built as plain data in Grafana's dashboard JSON model (schemaVersion 39); the
+tests read every one back through grafana-foundation-sdk's models, which keeps the runtime free
+of that package. JSON has no comments: the header is the top-level ``__generated`` key, which
+Grafana keeps and ignores. uids come from names, so they are stable across runs and machines.
+"""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import jinja2
+
+from mlspec.generate.common import HEADER, decimal_text, JSON_HEADER_KEY, GenerateError, expect_equal, load_yaml, render, uid
+from mlspec.generate.rules import QUANTILES, RANGE
+from mlspec.spec.model import Model, Spec
+
+# Where Grafana reaches Prometheus and where the dashboards folder is mounted in Grafana: the
+# spec has no field for them yet; a project overrides the provisioning templates to change them.
+PROMETHEUS_URL = "http://127.0.0.1:9090"
+SCHEMA_VERSION = 39
+
+
+def datasource_uid(spec: Spec) -> str:
+    return uid(spec.project.name, "prometheus")
+
+
+def dashboard_uid(spec: Spec, model: Model) -> str:
+    return uid(spec.project.name, model.name)
+
+
+def _panel(spec: Spec, pid: int, kind: str, title: str, pos: tuple[int, int, int, int], targets: list[dict],
+           unit: str, description: str, **extra) -> dict:
+    ds = {"type": "prometheus", "uid": datasource_uid(spec)}
+    x, y, w, h = pos
+    panel = {
+        "id": pid,
+        "type": kind,
+        "title": title,
+        "description": description,
+        "gridPos": {"h": h, "w": w, "x": x, "y": y},
+        "datasource": ds,
+        "targets": [{"refId": chr(ord("A") + i), "datasource": ds, **t} for i, t in enumerate(targets)],
+        "fieldConfig": {"defaults": {"unit": unit, **extra.pop("defaults", {})}, "overrides": []},
+        "options": extra.pop("options", {}),
+    }
+    return {**panel, **extra}
+
+
+def _q(expr: str, legend: str, **extra) -> dict:
+    return {"expr": expr, "legendFormat": legend, **extra}
+
+
+def panels(spec: Spec, model: Model) -> list[dict]:
+    m, r = f'{{model="{model.name}"}}', RANGE
+    out = [
+        _panel(spec, 1, "timeseries", "Request rate by version", (0, 0, 12, 8),
+               [_q(f"model_version:mlspec_inference_requests:rate{r}{m}", "{{version}}")], "reqps",
+               f"Answered inference requests a second, over {r}."),
+        _panel(spec, 2, "timeseries", "Error ratio by version", (12, 0, 12, 8),
+               [_q(f"model_version:mlspec_inference_error_ratio:rate{r}{m}", "{{version}}")], "percentunit",
+               f"Share of requests answered with an error, over {r}."),
+        _panel(spec, 3, "timeseries", "Latency p50 / p95 / p99 by version", (0, 8, 12, 8),
+               [_q(f'model_version:mlspec_inference_request_duration_seconds:histogram_quantile_rate{r}'
+                   f'{{model="{model.name}", quantile="{q}"}}', f"p{decimal_text(Decimal(q) * 100)} {{{{version}}}}")
+                for q in QUANTILES], "s", f"Request duration quantiles, over {r}."),
+        _panel(spec, 4, "stat", "Readiness", (12, 8, 12, 8),
+               [_q(f"mlspec_model_ready{m}", "{{version}} {{target}}/{{deployment}}")], "none",
+               "1 when the server has loaded the model and serves, 0 otherwise.",
+               defaults={"mappings": [{"type": "value", "options": {
+                   "0": {"text": "not ready", "color": "red", "index": 0},
+                   "1": {"text": "ready", "color": "green", "index": 1}}}]},
+               options={"colorMode": "background", "graphMode": "none", "textMode": "value_and_name",
+                        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}),
+        _panel(spec, 5, "table", "Versions served", (0, 16, 16 if model.slo else 24, 6),
+               [_q(f"mlspec_model_info{m}", "", instant=True, format="table")], "none",
+               "The version and artifact digest each target reports.",
+               transformations=[{"id": "organize", "options": {"excludeByName": {"Time": True, "Value": True,
+                                                                                  "__name__": True}}}]),
+    ]
+    if model.slo:
+        out.append(_panel(
+            spec, 6, "stat", f"Error budget left ({model.slo.availability}% over {model.slo.window})", (16, 16, 8, 6),
+            [_q(f"model:mlspec_slo_error_budget_remaining:ratio{m}", "")], "percentunit",
+            "Share of the SLO's error budget not yet spent over its window.",
+            defaults={"min": 0, "max": 1, "thresholds": {"mode": "absolute", "steps": [
+                {"color": "red", "value": None}, {"color": "orange", "value": 0.25},
+                {"color": "green", "value": 0.5}]}},
+            options={"colorMode": "value", "graphMode": "area", "textMode": "value",
+                     "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}))
+    return out
+
+
+def dashboard(spec: Spec, model: Model) -> dict:
+    return {
+        JSON_HEADER_KEY: HEADER,
+        "uid": dashboard_uid(spec, model),
+        "title": f"{model.name} ({spec.project.name})",
+        "description": model.description or f"Model {model.name}, owned by {model.owner}.",
+        "tags": ["mlspec", spec.project.name, model.owner],
+        "editable": False,
+        "graphTooltip": 1,
+        "schemaVersion": SCHEMA_VERSION,
+        "time": {"from": "now-6h", "to": "now"},
+        "refresh": "30s",
+        "timezone": "browser",
+        "annotations": {"list": []},
+        "templating": {"list": []},
+        "links": [],
+        "panels": panels(spec, model),
+    }
+
+
+def dashboard_json(spec: Spec, model: Model) -> str:
+    return json.dumps(dashboard(spec, model), indent=2, ensure_ascii=False) + "\n"
+
+
+def provisioning(spec: Spec, env: jinja2.Environment) -> dict[str, str]:
+    """grafana/provisioning/{datasources,dashboards}/<project>.yml, rendered and read back."""
+    context = dict(project=spec.project.name, datasource_uid=datasource_uid(spec), prometheus_url=PROMETHEUS_URL,
+                   scrape_interval=spec.project.monitoring.scrape_interval, folder_uid=uid(spec.project.name, "mlspec"),
+                   dashboards_path=f"/var/lib/grafana/dashboards/{spec.project.name}")
+    files, problems = {}, []
+    for kind in ("datasources", "dashboards"):
+        name = f"grafana/provisioning/{kind}/{spec.project.name}.yml"
+        text = render(env, f"grafana/{kind}.yml.j2", **context)
+        doc = load_yaml(text, name)
+        items = doc.get(kind if kind == "datasources" else "providers") if isinstance(doc, dict) else None
+        if not isinstance(items, list) or len(items) != 1 or not isinstance(items[0], dict):
+            raise GenerateError([f"{name}: the rendered file must hold exactly one {kind[:-1]}"])
+        if kind == "datasources":
+            expect_equal(problems, name, "uid", items[0].get("uid"), context["datasource_uid"])
+        files[name] = text
+    if problems:
+        raise GenerateError(problems)
+    return files

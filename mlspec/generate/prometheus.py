@@ -1,0 +1,72 @@
+"""The Prometheus configuration: one scrape job over file_sd target files, one file per target.
+
+Each deployment is one scrape address: the port it publishes (the per-deployment front when it
+has several replicas) on the target's host, 127.0.0.1 for the local engine.
+"""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlsplit
+
+import jinja2
+
+from mlspec.generate.common import JOB, GenerateError, expect_equal, load_yaml, render
+from mlspec.spec.model import Deployment, Spec, Target
+
+TARGET_LABELS = ("model", "version", "target", "deployment")
+
+
+def scrape_host(target: Target) -> str:
+    """The host Prometheus reaches a target's published ports on."""
+    if not target.host:
+        return "127.0.0.1"
+    parts = urlsplit(target.host)
+    if parts.scheme in ("unix", "npipe", "fd") or not parts.hostname:
+        return "127.0.0.1"
+    host = parts.hostname
+    return f"[{host}]" if ":" in host else host
+
+
+def target_groups(spec: Spec, target: Target) -> list[dict]:
+    deployments: list[Deployment] = sorted(
+        (d for d in spec.deployments if d.target == target.name), key=lambda d: (d.model, d.name))
+    host = scrape_host(target)
+    return [
+        {
+            "targets": [f"{host}:{d.port}"],
+            "labels": {"model": d.model, "version": d.version, "target": d.target, "deployment": d.name},
+        }
+        for d in deployments
+    ]
+
+
+def targets_files(spec: Spec) -> dict[str, str]:
+    """prometheus/targets/<target>.json for every target, deployments or not (the scrape config lists them all).
+
+    JSON file_sd files cannot carry a header; the targets folder belongs to mlspec as a whole.
+    """
+    return {f"targets/{t.name}.json": json.dumps(target_groups(spec, t), indent=2, sort_keys=True) + "\n"
+            for t in sorted(spec.project.targets, key=lambda t: t.name)}
+
+
+def prometheus_yml(spec: Spec, env: jinja2.Environment, rule_files: list[str], target_files: list[str]) -> str:
+    mon = spec.project.monitoring
+    context = dict(project=spec.project.name, job=JOB, scrape_interval=mon.scrape_interval,
+                   evaluation_interval=mon.evaluation_interval, rule_files=rule_files, target_files=target_files)
+    text = render(env, "prometheus/prometheus.yml.j2", **context)
+    doc = load_yaml(text, "prometheus/prometheus.yml")
+    problems: list[str] = []
+    if not isinstance(doc, dict):
+        raise GenerateError(["prometheus/prometheus.yml: the rendered file is not a mapping"])
+    name = "prometheus/prometheus.yml"
+    glob = doc.get("global") or {}
+    expect_equal(problems, name, "global.scrape_interval", glob.get("scrape_interval"), mon.scrape_interval)
+    expect_equal(problems, name, "global.evaluation_interval", glob.get("evaluation_interval"), mon.evaluation_interval)
+    expect_equal(problems, name, "rule_files", doc.get("rule_files"), rule_files)
+    jobs = [j for j in doc.get("scrape_configs") or [] if isinstance(j, dict) and j.get("job_name") == JOB]
+    files = [f for j in jobs for sd in j.get("file_sd_configs") or [] for f in sd.get("files") or []]
+    expect_equal(problems, name, f"scrape job {JOB}: file_sd files", files, target_files)
+    if problems:
+        raise GenerateError(problems)
+    return text

@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from mlspec import labels as L
 from mlspec.spec.model import Deployment
 
 # Deployment fields that force a new container (replace); everything else is updated in place.
@@ -72,3 +73,24 @@ def image_tag(registry: str | None, model: str, version: str, bhash: str) -> str
     """<registry>/<model>:<version>-<build-hash[:12]> (DESIGN.md §3); no registry = local name."""
     repo = f"{registry.rstrip('/')}/{model}" if registry else f"mlspec/{model}"
     return f"{repo}:{version}-{bhash[:12]}"
+
+
+def deployment_labels(
+    project: str, d: Deployment, image: str, bhash: str, commit: str, *, role: str = "model"
+) -> dict[str, str]:
+    """Every label a serving container of ``d`` carries; the planner reads exactly these back."""
+    config = container_config(d, image)
+    return {
+        L.PROJECT: project,
+        L.MODEL: d.model,
+        L.VERSION: d.version,
+        L.TARGET: d.target,
+        L.DEPLOYMENT: d.name,
+        L.CONFIG_HASH: sha256_json(config),
+        L.CONFIG: canonical_json(config),
+        L.BUILD_HASH: bhash,
+        L.COMMIT: commit,
+        L.PREVENT_DESTROY: "true" if d.prevent_destroy else "false",
+        L.REPLICAS: str(d.replicas),
+        L.ROLE: role,
+    }

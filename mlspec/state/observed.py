@@ -18,9 +18,18 @@ class Container:
     labels: Mapping[str, str]
     status: str  # running | exited | created | restarting | paused | dead
     health: str | None = None  # healthy | unhealthy | starting | None
-    env: Mapping[str, str] = field(default_factory=dict)  # secret names only; values never read
-    ports: tuple[int, ...] = ()  # published host ports
+    # Only the names the io.mlspec.config label declares: plain values as set, secret names
+    # mapped to None (present; the value is never read). Image ENV and strangers are not kept.
+    env: Mapping[str, str | None] = field(default_factory=dict)
+    ports: tuple[int, ...] = ()  # host ports the container is configured to publish
     created: str = ""  # RFC 3339
+    memory: int | None = None  # bytes, HostConfig.Memory (None = unlimited)
+    cpus: float | None = None  # HostConfig.NanoCpus / 1e9 (None = unlimited)
+    replicas: int = 1  # tasks this record stands for: 1 for a container, running tasks for a service
+
+    @property
+    def running(self) -> bool:
+        return self.status == "running"
 
     @property
     def model(self) -> str:

@@ -1,0 +1,119 @@
+"""``mlspec plan``: load the spec, observe, plan, render. Thin: takes its stream, returns the exit code.
+
+Exit codes: 0 no changes (or any plan without ``--detailed-exitcode``), 2 changes with
+``--detailed-exitcode``; errors raise ``MlspecError`` and the CLI turns them into 1.
+``--model`` / ``--target`` are for exceptional use (a hotfix of one model, a target that is down):
+the plan then covers only those, and generated files are not planned.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable, Iterable, Mapping, TextIO
+
+from mlspec.errors import MlspecError, SpecError, SpecProblem
+from mlspec.plan.planner import PlanOptions, plan
+from mlspec.plan.pr import compare
+from mlspec.plan.records import Plan
+from mlspec.plan.saved import SavedPlan, observed_fingerprint, save_plan, spec_digest
+from mlspec.render.as_json import render_json
+from mlspec.render.markdown import render_markdown
+from mlspec.render.text import render_text
+from mlspec.spec import load_texts, read_repo
+from mlspec.spec.model import Spec
+from mlspec.state.build_inputs import DiskSource, Recipe, desired_builds, desired_images
+from mlspec.state.docker_reader import ClientFactory, client_for
+from mlspec.state.git_reader import GitSource
+from mlspec.state.observe import observe
+
+FORMATS = ("text", "json", "markdown")
+Generate = Callable[[Spec], Mapping[str, str]]
+
+
+def load(root: Path) -> tuple[Spec, dict[str, str]]:
+    """The working-tree spec and its file texts (for the saved plan's spec digest)."""
+    texts, problems = read_repo(root)
+    try:
+        spec = load_texts(texts, root, check_files=True)
+    except SpecError as e:
+        raise SpecError(problems + e.problems) from None
+    if problems:
+        raise SpecError(problems)
+    return spec, texts
+
+
+def use_color(stream: TextIO, color: bool | None) -> bool:
+    """--color/--no-color win; otherwise colour only on a terminal and never with NO_COLOR set."""
+    if color is not None:
+        return color
+    if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def render(p: Plan, fmt: str, *, color: bool = False) -> str:
+    if fmt == "json":
+        return render_json(p)
+    if fmt == "markdown":
+        return render_markdown(p)
+    return render_text(p, color=color)
+
+
+def _options(spec: Spec, models: Iterable[str], targets: Iterable[str], prune: bool) -> PlanOptions:
+    models, targets = frozenset(models), frozenset(targets)
+    unknown = sorted(models - {m.name for m in spec.models}) + sorted(targets - {t.name for t in spec.project.targets})
+    if unknown:
+        raise MlspecError(f"--model/--target name not in the spec: {', '.join(unknown)}; check the spelling.")
+    return PlanOptions(prune=prune, models=models, targets=targets)
+
+
+def _default_generate() -> Generate:
+    from mlspec.generate import generate
+
+    return generate
+
+
+def pr_plan(root: Path, spec: Spec, base: str, options: PlanOptions, recipe: Recipe | None) -> Plan:
+    src = GitSource(root, base)
+    try:
+        base_spec = load_texts(src.spec_texts(), root, check_files=False)
+    except SpecError as e:
+        # Locate each problem at the ref, so nobody looks for it in the working tree.
+        raise SpecError([SpecProblem(f"{base}:{p.path}", p.line, p.col, p.key, p.message) for p in e.problems]) from None
+    base_builds = desired_builds(base_spec, source=src, recipe=recipe)
+    head_builds = desired_builds(spec, source=DiskSource(root), recipe=recipe)
+    return compare(base_spec, spec, base, base_builds=base_builds, base_tags=desired_images(base_spec, base_builds),
+                   head_tags=desired_images(spec, head_builds), head_builds=head_builds, options=options)
+
+
+def run_plan(root: str | Path = ".", *, out_stream: TextIO, fmt: str = "text", color: bool | None = None,
+             refresh: bool = True, base: str | None = None, out_file: str | Path | None = None,
+             detailed_exitcode: bool = False, models: Iterable[str] = (), targets: Iterable[str] = (),
+             prune: bool = False, recipe: Recipe | None = None, generate: Generate | None = None,
+             factory: ClientFactory = client_for) -> int:
+    if fmt not in FORMATS:
+        raise MlspecError(f"Unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")
+    if base and out_file:
+        raise MlspecError("--out saves a plan of live state to apply; it cannot be used with --base (PR mode).")
+    root = Path(root)
+    spec, texts = load(root)
+    options = _options(spec, models, targets, prune)
+    if base:
+        result = pr_plan(root, spec, base, options, recipe)
+    else:
+        builds = desired_builds(spec, source=DiskSource(root), recipe=recipe)
+        tags = desired_images(spec, builds)
+        files = dict((generate or _default_generate())(spec))
+        observed = observe(spec, tags, files, refresh=refresh, targets=options.targets, factory=factory)
+        result = plan(spec, observed, tags, files, options)
+        if out_file:
+            saved = SavedPlan(result, spec_digest(texts), observed_fingerprint(observed),
+                              {"prune": prune, "models": sorted(options.models), "targets": sorted(options.targets),
+                               "refresh": refresh})
+            save_plan(out_file, saved)
+    out_stream.write(render(result, fmt, color=use_color(out_stream, color) if fmt == "text" else False))
+    if detailed_exitcode and result.has_changes:
+        return 2
+    return 0

@@ -1,0 +1,131 @@
+"""Read what mlspec made on each Docker target: ONE label-filtered list call per target (DESIGN.md §3).
+
+Secret values are in the engine's answer (Config.Env) but never leave this module: only names the
+container's ``io.mlspec.config`` label declares are kept, and secret names map to None.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable, Mapping
+
+import docker
+import docker.errors
+
+from mlspec import labels as L
+from mlspec.errors import StateError
+from mlspec.spec.model import Target
+from mlspec.state.observed import Container, TargetState
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+ClientFactory = Callable[[Target], Any]
+
+
+def address(target: Target) -> str:
+    return target.host or os.environ.get("DOCKER_HOST") or DEFAULT_SOCKET
+
+
+def client_for(target: Target) -> docker.DockerClient:
+    if target.host:
+        return docker.DockerClient(base_url=target.host, use_ssh_client=target.host.startswith("ssh://"))
+    return docker.from_env()
+
+
+def label_filters(project: str, target: str) -> dict[str, list[str]]:
+    return {"label": [f"{L.PROJECT}={project}", f"{L.TARGET}={target}"]}
+
+
+def _why(exc: BaseException) -> str:
+    # The innermost OS-level reason reads best ("Connection refused"); fall back to the type name.
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, OSError) and seen.strerror:
+            return seen.strerror.lower()
+        seen = seen.__cause__ or seen.__context__
+    text = str(exc).split("\n")[0]
+    return text[:160] if text else type(exc).__name__
+
+
+def _kept_env(env_list: Iterable[str], labels: Mapping[str, str]) -> dict[str, str | None]:
+    try:
+        cfg = json.loads(labels.get(L.CONFIG, "")) or {}
+    except ValueError:
+        cfg = {}
+    plain = set((cfg.get("env") or {}) if isinstance(cfg, dict) else ())
+    secret = set((cfg.get("secrets") or {}) if isinstance(cfg, dict) else ())
+    out: dict[str, str | None] = {}
+    for item in env_list or ():
+        name, _, value = item.partition("=")
+        if name in secret:
+            out[name] = None  # present; its value is not ours to keep
+        elif name in plain:
+            out[name] = value
+    return dict(sorted(out.items()))
+
+
+def container_record(attrs: Mapping[str, Any]) -> Container:
+    cfg, host, state = attrs.get("Config") or {}, attrs.get("HostConfig") or {}, attrs.get("State") or {}
+    labels = dict(cfg.get("Labels") or {})
+    ports = sorted({int(b["HostPort"]) for bs in (host.get("PortBindings") or {}).values() for b in (bs or ())
+                    if b.get("HostPort")})
+    return Container(
+        id=attrs["Id"],
+        name=attrs.get("Name", "").lstrip("/"),
+        image=cfg.get("Image", ""),
+        labels=labels,
+        status=state.get("Status", "unknown"),
+        health=(state.get("Health") or {}).get("Status"),
+        env=_kept_env(cfg.get("Env"), labels),
+        ports=tuple(ports),
+        created=attrs.get("Created", ""),
+        memory=host.get("Memory") or None,
+        cpus=(host.get("NanoCpus") or 0) / 1e9 or None,
+    )
+
+
+def service_record(attrs: Mapping[str, Any]) -> Container:
+    spec = attrs.get("Spec") or {}
+    task = spec.get("TaskTemplate") or {}
+    cs = task.get("ContainerSpec") or {}
+    labels = dict(spec.get("Labels") or {})
+    limits = (task.get("Resources") or {}).get("Limits") or {}
+    ports = (spec.get("EndpointSpec") or {}).get("Ports") or ()
+    running = int((attrs.get("ServiceStatus") or {}).get("RunningTasks") or 0)
+    return Container(
+        id=attrs["ID"],
+        name=spec.get("Name", ""),
+        image=cs.get("Image", "").split("@sha256:")[0],  # swarm pins the digest it resolved
+        labels=labels,
+        status="running" if running else "stopped",
+        env=_kept_env(cs.get("Env"), labels),
+        ports=tuple(sorted(int(p["PublishedPort"]) for p in ports if p.get("PublishedPort"))),
+        created=attrs.get("CreatedAt", ""),
+        memory=limits.get("MemoryBytes") or None,
+        cpus=(limits.get("NanoCPUs") or 0) / 1e9 or None,
+        replicas=running,
+    )
+
+
+def read_target(project: str, target: Target, factory: ClientFactory = client_for) -> TargetState:
+    try:
+        client = factory(target)
+        filters = label_filters(project, target.name)
+        if target.type == "swarm":
+            found = [service_record(s.attrs) for s in client.services.list(filters=filters, status=True)]
+        else:
+            found = [container_record(c.attrs) for c in client.containers.list(all=True, filters=filters, ignore_removed=True)]
+    except (docker.errors.DockerException, OSError, ConnectionError) as e:
+        raise StateError(f"Cannot read Docker target '{target.name}' at {address(target)} ({_why(e)}); "
+                         "check that its engine is running and the address is right.") from e
+    return TargetState(target.name, tuple(sorted(found, key=lambda c: (c.created, c.name))))
+
+
+def read_targets(project: str, targets: Iterable[Target], factory: ClientFactory = client_for) -> dict[str, TargetState]:
+    targets = list(targets)
+    if len(targets) <= 1:
+        return {t.name: read_target(project, t, factory) for t in targets}
+    with ThreadPoolExecutor(max_workers=min(8, len(targets))) as pool:
+        states = list(pool.map(lambda t: read_target(project, t, factory), targets))
+    return {s.target: s for s in states}

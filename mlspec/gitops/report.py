@@ -1,0 +1,69 @@
+"""``mlspec history`` as text for people and JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+from itertools import groupby
+from typing import Sequence
+
+from mlspec.gitops.history import Change, Event
+
+JSON_FORMAT_VERSION = "1.0"
+
+
+def _address(c: Change) -> str:
+    if c.target is None:
+        return f"{c.model}@{c.version}"
+    suffix = "" if c.deployment == c.model else f"[{c.deployment}]"
+    return f"deployment.{c.model}{suffix}.{c.target}"
+
+
+def change_line(c: Change) -> str:
+    short = (c.sha256 or "")[:12]
+    return {
+        "version-added": f"+ {_address(c)}: version added (artifact sha256 {short})",
+        "version-repinned": f"! {_address(c)}: artifact re-pinned (sha256 {(c.previous or '')[:12]} -> {short})",
+        "version-removed": f"- {_address(c)}: version removed",
+        "deployment-added": f"+ {_address(c)}: deployed at {c.version}",
+        "deployment-moved": f"~ {_address(c)}: {c.previous} -> {c.version}",
+        "deployment-removed": f"- {_address(c)}: removed (ran {c.version})",
+    }[c.action]
+
+
+def history_text(events: Sequence[Event]) -> str:
+    if not events:
+        return "No model changes in the git history of the spec files.\n"
+    out: list[str] = []
+    for _, group in groupby(events, key=lambda e: e.commit):
+        batch = list(group)
+        first = batch[0]
+        note = "  (the spec did not validate at this commit)" if not first.valid else ""
+        out.append(f"{first.commit[:10]}  {first.date}  {first.author} <{first.email}>{note}")
+        out.append(f"    {first.message}")
+        out += [f"  {change_line(e.change)}" for e in batch]
+        out.append("")
+    return "\n".join(out)
+
+
+def event_dict(e: Event) -> dict:
+    c = e.change
+    return {
+        "commit": e.commit,
+        "date": e.date,
+        "author": {"name": e.author, "email": e.email},
+        "message": e.message,
+        "valid": e.valid,
+        "model": c.model,
+        "action": c.action,
+        "version": c.version,
+        "previous_version": c.previous if c.action == "deployment-moved" else None,
+        "target": c.target,
+        "deployment": c.deployment,
+        "sha256": c.sha256,
+        "previous_sha256": c.previous if c.action == "version-repinned" else None,
+    }
+
+
+def history_json(events: Sequence[Event]) -> str:
+    doc = {"format_version": JSON_FORMAT_VERSION, "events": [event_dict(e) for e in events]}
+    return json.dumps(doc, indent=2) + "\n"

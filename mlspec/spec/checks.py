@@ -19,6 +19,8 @@ def inside_repo(root: Path, rel: str) -> tuple[Path | None, str | None]:
     """Resolve a repo-relative path; (path, None) when it stays inside the repo, else (None, why)."""
     if not rel or os.path.isabs(rel) or rel.startswith("~"):
         return None, "must be a path relative to the repo root"
+    if "\0" in rel:
+        return None, "must not contain a NUL character"
     norm = os.path.normpath(rel)
     if norm == ".." or norm.startswith(".." + os.sep):
         return None, "escapes the repo (..)"
@@ -26,7 +28,7 @@ def inside_repo(root: Path, rel: str) -> tuple[Path | None, str | None]:
     real_root = root.resolve()
     try:
         real = full.resolve()
-    except (OSError, RuntimeError):
+    except (OSError, RuntimeError, ValueError):
         return None, "cannot be resolved (symlink loop?)"
     if real != real_root and real_root not in real.parents:
         return None, "escapes the repo through a symlink"
@@ -54,10 +56,14 @@ def _path(doc: Document, root: Path | None, loc: tuple, rel: str, *, kind: str =
     full, why = inside_repo(root, rel)
     if why:
         yield doc.at(loc, why)
-    elif kind == "file" and not full.is_file():
-        yield doc.at(loc, "file not found" if not full.exists() else "is not a file")
-    elif kind == "dir" and not full.is_dir():
-        yield doc.at(loc, "folder not found")
+        return
+    try:
+        if kind == "file" and not full.is_file():
+            yield doc.at(loc, "file not found" if not full.exists() else "is not a file")
+        elif kind == "dir" and not full.is_dir():
+            yield doc.at(loc, "folder not found")
+    except OSError as e:  # a name too long, a folder we may not enter: say so, never crash
+        yield doc.at(loc, f"cannot be read: {e.strerror or type(e).__name__}")
 
 
 def _pinned(doc: Document, root: Path | None, loc: tuple, pinned) -> Iterator[SpecProblem]:
@@ -66,7 +72,11 @@ def _pinned(doc: Document, root: Path | None, loc: tuple, pinned) -> Iterator[Sp
     problems = list(_path(doc, root, loc + ("path",), pinned.path))
     yield from problems
     if not problems:
-        actual = sha256_file(root / pinned.path)
+        try:
+            actual = sha256_file(root / pinned.path)
+        except OSError as e:
+            yield doc.at(loc + ("path",), f"cannot be read: {e.strerror or type(e).__name__}")
+            return
         if actual != pinned.sha256:
             yield doc.at(loc + ("sha256",), f"sha256 mismatch: the file has {actual}")
 

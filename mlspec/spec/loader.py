@@ -199,7 +199,7 @@ def load_document(text: str, rel: str, expect: str | None = None) -> tuple[Docum
         msg = "required key is missing" if api is None else f"unknown apiVersion; this mlspec reads {API_VERSION}"
         return doc, [doc.at(("apiVersion",), msg)]
     kind = raw.get("kind")
-    if kind not in KINDS or (expect and kind != expect):
+    if not isinstance(kind, str) or kind not in KINDS or (expect and kind != expect):  # `kind: []` is unhashable
         want = expect or " or ".join(KINDS)
         msg = "required key is missing" if kind is None else f"unknown kind; expected {want}"
         return doc, [doc.at(("kind",), msg)]

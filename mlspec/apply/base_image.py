@@ -128,7 +128,6 @@ def _build(client: docker.DockerClient, name: str, stderr: IO | None) -> None:
             proc.stdout.close()
         rc = proc.wait()
         if rc != 0 and not (failure is not None and rc == -signal.SIGTERM):
-            _remove(client, name)
             raise BaseImageError(f"mmdebstrap exited with {rc} while building "
                                  f"{name}; check that the Debian mirror is reachable."
                                  + _tail(log)) from failure
@@ -137,9 +136,9 @@ def _build(client: docker.DockerClient, name: str, stderr: IO | None) -> None:
                                  "engine has room and answers `docker info`.") from failure
 
 
-def _remove(client: docker.DockerClient, name: str) -> None:
+def _remove(client: docker.DockerClient, name: str, force: bool = True) -> None:
     try:
-        client.images.remove(name, force=True)
+        client.images.remove(name, force=force)
     except docker.errors.DockerException:
         pass
 
@@ -148,23 +147,32 @@ def _self_check(client: docker.DockerClient, name: str) -> None:
     try:
         client.containers.run(name, ["python3", "-c", SELF_CHECK], remove=True, network_mode="none")
     except docker.errors.ContainerError as exc:
-        _remove(client, name)
         raise BaseImageError(f"the new base image {name} cannot import its Python packages "
                              f"({exc.stderr.decode(errors='replace').strip()[-300:]}); "
-                             "it was removed, rebuild with --force.") from exc
+                             "check the package list in mlspec/apply/base_image.py.") from exc
 
 
 def ensure_base_image(client: docker.DockerClient | None = None, name: str = OFFLINE_BASE_IMAGE,
                       force: bool = False, stderr: IO | None = None) -> str:
     """Build the offline base image unless the engine has it already; return its name."""
     client = client or docker.from_env()
-    if not force and _exists(client, name):
+    old = _exists(client, name)
+    if old and not force:
         return name
-    _build(client, name, stderr)
-    if not _exists(client, name):
-        raise BaseImageError(f"docker import finished but {name} is not on the engine; "
-                             "run `python -m mlspec.apply.base_image --force`.")
-    _self_check(client, name)
+    # Build under a side tag and move the real one only once the image passed its check, so a
+    # failed or interrupted rebuild never leaves NAME broken or takes a working one away.
+    partial = f"{name}-partial"
+    try:
+        _build(client, partial, stderr)
+        if not _exists(client, partial):
+            raise BaseImageError(f"docker import finished but {partial} is not on the engine; "
+                                 "run `python -m mlspec.apply.base_image --force`.")
+        _self_check(client, partial)
+        client.images.get(partial).tag(*_split(name))
+    finally:
+        _remove(client, partial)  # only untags when NAME now points at the same image
+    if old and old != _exists(client, name):
+        _remove(client, old, force=False)  # refused while containers or child images use it
     return name
 
 

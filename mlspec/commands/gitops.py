@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Callable
+from typing import Callable, TextIO
 
 import click
 
@@ -23,11 +23,15 @@ ROOT = Path(".")  # the spec repo is the current folder (`mlspec -C DIR ...` to 
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def history(model: str | None, fmt: str) -> int:
     """When each version was added and each deployment moved, from git history."""
+    return run_history(ROOT, model, fmt, click.get_text_stream("stdout"))
+
+
+def run_history(root: Path, model: str | None, fmt: str, out: TextIO) -> int:
     from mlspec.gitops.history import read_history
     from mlspec.gitops.report import history_json, history_text
 
-    events = read_history(ROOT, model)
-    click.echo((history_json if fmt == "json" else history_text)(events), nl=False)
+    events = read_history(root, model)
+    out.write((history_json if fmt == "json" else history_text)(events))
     return 0
 
 
@@ -39,21 +43,25 @@ def _edit_options(fn: Callable) -> Callable:
 
 
 def _land(edit: Edit, commit: bool, branch: str | None, dry_run: bool) -> int:
+    return run_land(ROOT, edit, click.get_text_stream("stdout"), commit=commit, branch=branch, dry_run=dry_run)
+
+
+def run_land(root: Path, edit: Edit, out: TextIO, *, commit: bool, branch: str | None, dry_run: bool) -> int:
+    """Write (and commit) an edit, or show it; say what happened in a line or two."""
     from mlspec.gitops.land import land
 
     if dry_run:
-        diff = difflib.unified_diff(edit.before.splitlines(True), edit.after.splitlines(True), f"a/{edit.rel}", f"b/{edit.rel}")
-        click.echo("".join(diff), nl=False)
-        click.echo(f"{edit.summary} (dry run: nothing written)")
+        out.writelines(difflib.unified_diff(edit.before.splitlines(True), edit.after.splitlines(True), f"a/{edit.rel}", f"b/{edit.rel}"))
+        out.write(f"{edit.summary} (dry run: nothing written)\n")
         return 0
-    landed = land(edit, ROOT, commit=commit, branch=branch)
-    click.echo(edit.summary)
+    landed = land(edit, root, commit=commit, branch=branch)
+    out.write(f"{edit.summary}\n")
     if landed.commit:
-        click.echo(f"Committed {landed.commit[:10]} on {landed.branch or 'a detached HEAD'}: {edit.message.splitlines()[0]}")
+        out.write(f"Committed {landed.commit[:10]} on {landed.branch or 'a detached HEAD'}: {edit.message.splitlines()[0]}\n")
         if branch:
-            click.echo(f"Next: git push -u origin {branch}, then open a pull request to see the plan.")
+            out.write(f"Next: git push -u origin {branch}, then open a pull request to see the plan.\n")
     elif landed.written and branch:
-        click.echo(f"On new branch {branch}; the edit is not committed yet.")
+        out.write(f"On new branch {branch}; the edit is not committed yet.\n")
     return 0
 
 

@@ -139,11 +139,14 @@ def plan_deployment(want: Deployed, found: tuple[Container, ...], *, refreshed: 
 
     if stale is not None:
         fields = [f for f in REPLACE_FIELDS if cfg is None or cfg.get(f) != want.config.get(f)]
+        if cfg is not None and not fields and changed:  # the config label matches; its hash label was edited
+            return Change(actions=REPLACE, reason=f"drift: {changed[0]}", **base), drift
         paths = tuple(p for f in fields for p in _forcing(f, before, after))
         return Change(actions=REPLACE, reason=_replace_reason(before, after, fields, cfg), replace_paths=paths, **base), drift
     if changed:
         return Change(actions=REPLACE, reason=f"drift: {changed[0]}", **base), drift
-    if before.get("prevent_destroy") != d.prevent_destroy:
+    recorded = basis.labels.get(L.PREVENT_DESTROY)  # absent on containers made before the label existed
+    if recorded is not None and (recorded == "true") != d.prevent_destroy:
         return Change(actions=REPLACE, reason="prevent_destroy changed (it is kept in a label)",
                       replace_paths=("prevent_destroy",), **base), drift
     stopped = any(not c.running for c in served)

@@ -50,7 +50,7 @@ class Drift:
     """Something changed outside mlspec since the last apply, and what apply will do about it."""
 
     address: str
-    kind: str  # stopped | removed | changed | unreachable
+    kind: str  # stopped | removed | changed
     detail: str
     remedy: str
     actions: tuple[str, ...] = UPDATE  # how the live object moved away: update (changed) or delete (gone)

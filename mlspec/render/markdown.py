@@ -52,7 +52,7 @@ def details(c: Change) -> str:
         if hidden:
             body.append(f"  # ({hidden} unchanged hidden)")
     fence = "````" if any(x.startswith("```") for x in body) else "```"
-    return "\n".join([f"<details><summary>{_code(c.symbol)} <code>{_html(c.address)}</code> {_html(headline(c)[len(c.address) + 1:])}</summary>",
+    return "\n".join([f"<details><summary><code>{_html(c.symbol)}</code> <code>{_html(c.address)}</code> {_html(headline(c)[len(c.address) + 1:])}</summary>",
                       "", fence + "diff", *body, fence, "", "</details>"])
 
 

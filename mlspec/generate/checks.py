@@ -16,7 +16,8 @@ from decimal import Decimal
 from urllib.parse import urlsplit
 
 from mlspec.generate.common import (ALERT_NAME_RE, SEVERITIES, check, is_decimal, is_duration, is_name,
-                                    is_version, printable, promql_problems)
+                                    is_version, printable)
+from mlspec.generate.promql import promql_problems
 from mlspec.spec.model import Spec
 
 KINDS = ("error_rate", "latency", "down", "not_ready", "custom")

@@ -20,6 +20,7 @@ import jinja2
 from ruamel.yaml import YAML
 
 from mlspec.errors import MlspecError
+from mlspec.generate.promql import promql_problems
 from mlspec.spec.model import Spec
 from mlspec.spec.units import DURATION_RE, NAME_RE, VERSION_RE, duration_seconds
 
@@ -199,49 +200,3 @@ def dump_yaml(data: Any) -> str:
 def expect_equal(problems: list[str], name: str, where: str, got: Any, want: Any) -> None:
     if got != want:
         problems.append(f"{name}: {where}: rendered {got!r}, expected {want!r}")
-
-
-# --- PromQL -------------------------------------------------------------------------------
-
-_PAIRS = {"(": ")", "[": "]", "{": "}"}
-
-
-def promql_problems(expr: str) -> list[str]:
-    """A pure syntax sanity check: brackets balance outside strings, strings close, no stray characters.
-
-    promtool is the real parser (the tests run it on every generated file); this catches what must
-    not reach a rules file at all, without a binary, at ``mlspec validate`` time.
-    """
-    if not expr.strip():
-        return ["expression is empty"]
-    if not printable(expr, newlines=True):
-        return ["expression holds a control character"]
-    stack: list[str] = []
-    quote = None
-    i = 0
-    while i < len(expr):
-        c = expr[i]
-        if quote:
-            if c == "\\" and quote != "`":
-                i += 2
-                continue
-            if c == quote:
-                quote = None
-            elif c == "\n" and quote != "`":
-                return ["a string is broken by a newline"]
-        elif c in "\"'`":
-            quote = c
-        elif c == "#":  # a PromQL comment runs to the end of the line
-            while i < len(expr) and expr[i] != "\n":
-                i += 1
-        elif c in _PAIRS:
-            stack.append(_PAIRS[c])
-        elif c in ")]}":
-            if not stack or stack.pop() != c:
-                return [f"unbalanced {c!r} at character {i + 1}"]
-        i += 1
-    if quote:
-        return [f"unclosed {quote} string"]
-    if stack:
-        return [f"missing {stack[-1]!r} at the end"]
-    return []

@@ -15,6 +15,8 @@ from mlspec.generate.common import JOB, GenerateError, expect_equal, load_yaml, 
 from mlspec.spec.model import Deployment, Spec, Target
 
 TARGET_LABELS = ("model", "version", "target", "deployment")
+# The spec does not say where Alertmanager runs: operators list it in file_sd files of their own.
+ALERTMANAGER_FILES = "alertmanagers/*.json"
 
 
 def scrape_host(target: Target) -> str:
@@ -53,7 +55,7 @@ def targets_files(spec: Spec) -> dict[str, str]:
 def prometheus_yml(spec: Spec, env: jinja2.Environment, rule_files: list[str], target_files: list[str]) -> str:
     mon = spec.project.monitoring
     context = dict(project=spec.project.name, job=JOB, scrape_interval=mon.scrape_interval,
-                   evaluation_interval=mon.evaluation_interval, rule_files=rule_files, target_files=target_files)
+                   evaluation_interval=mon.evaluation_interval, alertmanager_files=ALERTMANAGER_FILES, rule_files=rule_files, target_files=target_files)
     text = render(env, "prometheus/prometheus.yml.j2", **context)
     doc = load_yaml(text, "prometheus/prometheus.yml")
     problems: list[str] = []

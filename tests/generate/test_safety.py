@@ -11,7 +11,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from mlspec.generate import GenerateError, check_custom_exprs, generate, write_files
-from mlspec.generate.common import promql_problems
+from mlspec.generate.promql import promql_problems
 from mlspec.spec import load_texts
 
 PROJECT = """\

@@ -1,0 +1,51 @@
+"""A pure syntax sanity check of PromQL text, for custom alert expressions and rendered templates."""
+
+from __future__ import annotations
+
+
+def _printable(text: str) -> bool:
+    return all(c.isprintable() or c == "\n" for c in text)
+
+
+_PAIRS = {"(": ")", "[": "]", "{": "}"}
+
+
+def promql_problems(expr: str) -> list[str]:
+    """A pure syntax sanity check: brackets balance outside strings, strings close, no stray characters.
+
+    promtool is the real parser (the tests run it on every generated file); this catches what must
+    not reach a rules file at all, without a binary, at ``mlspec validate`` time.
+    """
+    if not expr.strip():
+        return ["expression is empty"]
+    if not _printable(expr):
+        return ["expression holds a control character"]
+    stack: list[str] = []
+    quote = None
+    i = 0
+    while i < len(expr):
+        c = expr[i]
+        if quote:
+            if c == "\\" and quote != "`":
+                i += 2
+                continue
+            if c == quote:
+                quote = None
+            elif c == "\n" and quote != "`":
+                return ["a string is broken by a newline"]
+        elif c in "\"'`":
+            quote = c
+        elif c == "#":  # a PromQL comment runs to the end of the line
+            while i < len(expr) and expr[i] != "\n":
+                i += 1
+        elif c in _PAIRS:
+            stack.append(_PAIRS[c])
+        elif c in ")]}":
+            if not stack or stack.pop() != c:
+                return [f"unbalanced {c!r} at character {i + 1}"]
+        i += 1
+    if quote:
+        return [f"unclosed {quote} string"]
+    if stack:
+        return [f"missing {stack[-1]!r} at the end"]
+    return []

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import docker
@@ -181,14 +182,20 @@ class DockerTarget:
 
     def _stop(self, found: list, why: str) -> None:
         # SIGTERM and wait: the server drains what is in flight; the proxy already retries
-        # anything it refuses on another backend.
-        for c in found:
+        # anything it refuses on another backend. Containers drain side by side.
+        def stop(c) -> None:
             try:
                 c.stop(timeout=STOP_TIMEOUT)
                 c.remove(force=True)
                 self.log(f"{c.name}: stopped and removed ({why})")
             except docker.errors.NotFound:
                 pass
+
+        if len(found) == 1:
+            stop(found[0])
+        elif found:
+            with ThreadPoolExecutor(min(8, len(found))) as pool:
+                list(pool.map(stop, found))
 
     # -- reading -----------------------------------------------------------------------------
 

@@ -1,0 +1,57 @@
+"""The narrow interfaces the applier drives (STYLE.md §6). Real backends talk to the real engine
+and registry; a fake is for unit tests of the applier's ordering, never the only test."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Callable, Protocol
+
+import docker
+
+from mlspec.apply import build, lock, push
+from mlspec.apply.containers import Rollout
+from mlspec.apply.docker_target import DockerTarget
+from mlspec.spec.model import Model, Spec
+
+Log = Callable[[str], None]
+
+
+class Images(Protocol):
+    def exists(self, tag: str) -> bool: ...
+
+    def build(self, model: Model, version: str, tag: str, build_hash: str, on_log: Log) -> str: ...
+
+    def push(self, tag: str, on_log: Log) -> str: ...  # the digest
+
+
+class Target(Protocol):
+    def lock(self, command: str, timeout: float) -> AbstractContextManager[lock.Lock]: ...
+
+    def deploy(self, rollout: Rollout) -> None: ...  # create, scale or replace: converge
+
+    def destroy(self, deployment: str) -> None: ...
+
+
+class DockerImages:
+    """Builds on one engine; pushes to the project's registry when it has one."""
+
+    def __init__(self, client: docker.DockerClient, spec: Spec, base_image: str | None = None,
+                 commit: str = ""):
+        self.client, self.spec, self.base_image, self.commit = client, spec, base_image, commit
+
+    def exists(self, tag: str) -> bool:
+        return push.image_exists(self.client, tag, in_registry=self.spec.project.registry is not None)
+
+    def build(self, model: Model, version: str, tag: str, build_hash: str, on_log: Log) -> str:
+        return build.build_image(self.client, self.spec, model, version, tag, on_log,
+                                 build_hash=build_hash, commit=self.commit, base_image=self.base_image)
+
+    def push(self, tag: str, on_log: Log) -> str:
+        return push.push_image(self.client, tag, on_log)
+
+
+class DockerEngineTarget(DockerTarget):
+    """A ``type: docker`` target: rollouts (DockerTarget) plus its lock, both on the engine."""
+
+    def lock(self, command: str, timeout: float) -> AbstractContextManager[lock.Lock]:
+        return lock.held(self.client, self.project, self.target, command, timeout)

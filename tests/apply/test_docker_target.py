@@ -1,0 +1,188 @@
+"""Rollouts on the real engine: labels and hardening, zero-downtime replace under load, a broken
+version refused while the old one keeps serving, scale and no-op, secrets."""
+
+from __future__ import annotations
+
+import dataclasses
+import http.client
+import threading
+import time
+
+import pytest
+
+from apply_helpers import infer, output
+from mlspec import labels as L
+from mlspec.apply.containers import ALIAS, Rollout
+from mlspec.apply.docker_target import DockerTarget
+from mlspec.errors import ApplyError
+
+pytestmark = pytest.mark.docker
+ROW = [[0.3, 1.2, -0.1, -0.4]]
+
+
+@pytest.fixture
+def target(engine, quickstart, base_image):
+    lines: list[str] = []
+    t = DockerTarget(engine, quickstart.project.name, "local", base_image,
+                     publish_address="127.0.0.1", on_log=lines.append)
+    t.lines = lines
+    yield t
+    for d in ("churn", "churn-b", "churn-c"):
+        t.destroy(d)
+
+
+@pytest.fixture
+def rollout(quickstart, images, free_port, monkeypatch):
+    monkeypatch.setenv("CHURN_API_KEY", "s3cret-value")
+    base = quickstart.model("churn").deployments[0]
+
+    def make(version: str, **changes) -> Rollout:
+        d = dataclasses.replace(base, version=version, port=free_port, readiness_timeout=60.0)
+        d = dataclasses.replace(d, **changes)
+        tag, bhash = images[version]
+        return Rollout(quickstart.project.name, d, tag, bhash, commit="abc123")
+
+    make.port = free_port
+    return make
+
+
+def models(engine, project: str, deployment: str = "churn") -> list:
+    f = {"label": [f"{L.PROJECT}={project}", f"{L.DEPLOYMENT}={deployment}", f"{L.ROLE}=model"]}
+    return engine.containers.list(filters=f)
+
+
+def test_a_deployment_serves_through_its_front_with_every_label_and_hardening(engine, target, rollout):
+    r = rollout("1.1.0")
+    target.deploy(r)
+    assert infer(rollout.port, ROW)["model_version"] == "1.1.0"
+    [c] = models(engine, r.project, "churn")
+    for key in L.ALL + (L.ROLE,):
+        assert key in c.labels
+    assert c.labels[L.CONFIG_HASH] == r.config_hash and c.labels[L.COMMIT] == "abc123"
+    hc = c.attrs["HostConfig"]
+    assert hc["ReadonlyRootfs"] and hc["Memory"] == 512 * 1024 * 1024 and hc["NanoCpus"] == 10**9
+    assert hc["SecurityOpt"] == ["no-new-privileges:true"] and hc["RestartPolicy"]["Name"] == "unless-stopped"
+    assert c.attrs["Config"]["User"] == "10001:10001"
+    assert "API_KEY=s3cret-value" in c.attrs["Config"]["Env"]
+    assert "s3cret-value" not in str(c.labels) and "s3cret-value" not in "\n".join(target.lines)
+    assert hc["PortBindings"] in (None, {})  # only the front publishes a port
+    target.deploy(r)  # a second apply changes nothing
+    assert [x.id for x in models(engine, r.project)] == [c.id]
+
+
+def test_a_missing_secret_variable_is_named_and_nothing_starts(engine, target, rollout, monkeypatch):
+    monkeypatch.delenv("CHURN_API_KEY")
+    with pytest.raises(ApplyError, match="CHURN_API_KEY"):
+        target.deploy(rollout("1.0.0"))
+    assert models(engine, target.project) == []
+
+
+class Load:
+    """Requests in a loop on two threads: fresh connections, and one keep-alive connection."""
+
+    def __init__(self, port: int):
+        self.port, self.ok, self.failed, self.versions = port, 0, [], set()
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._fresh), threading.Thread(target=self._keepalive)]
+
+    def __enter__(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+    def _record(self, fn):
+        try:
+            reply = fn()
+            self.ok += 1
+            self.versions.add(reply["model_version"])
+        except Exception as e:  # every kind of failure counts
+            self.failed.append(repr(e))
+
+    def _fresh(self):
+        while not self.stop.is_set():
+            self._record(lambda: infer(self.port, ROW))
+
+    def _keepalive(self):
+        import json
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        body = json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": ROW[0]}]})
+
+        def call():
+            conn.request("POST", "/v2/models/churn/infer", body, {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            data = resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"{resp.status} {data[:200]!r}")
+            return json.loads(data)
+
+        while not self.stop.is_set():
+            self._record(call)
+        conn.close()
+
+
+def test_replacing_a_version_under_load_fails_no_request(engine, target, rollout):
+    target.deploy(rollout("1.0.0", replicas=2))
+    old = {c.id for c in models(engine, target.project)}
+    with Load(rollout.port) as load:
+        time.sleep(0.5)
+        start = time.monotonic()
+        target.deploy(rollout("1.1.0", replicas=2))
+        took = time.monotonic() - start
+        time.sleep(0.5)
+    print(f"replace took {took:.1f} s; {load.ok} requests, {len(load.failed)} failed")
+    assert load.failed == [] and load.ok > 50
+    assert load.versions == {"1.0.0", "1.1.0"}
+    new = models(engine, target.project)
+    assert len(new) == 2 and not old & {c.id for c in new}
+    assert output(infer(rollout.port, ROW), "predict") in ([0], [1])
+
+
+def test_scaling_keeps_the_running_containers(engine, target, rollout):
+    target.deploy(rollout("1.1.0"))
+    [first] = models(engine, target.project)
+    target.deploy(rollout("1.1.0", replicas=3))
+    assert first.id in {c.id for c in models(engine, target.project)}
+    assert len(models(engine, target.project)) == 3
+    target.deploy(rollout("1.1.0", replicas=1))
+    assert len(models(engine, target.project)) == 1
+
+
+@pytest.mark.parametrize("broken", [
+    {"env": {"MLSPEC_FAIL_READY": "1"}},   # up, never ready
+    {"env": {"MLSPEC_ARTIFACT_SHA256": "0" * 64}},  # refuses to start: exits at once
+])
+def test_a_version_that_never_gets_ready_is_removed_and_the_old_one_keeps_serving(
+        engine, target, rollout, broken):
+    good = rollout("1.0.0")
+    target.deploy(good)
+    [old] = models(engine, target.project)
+    bad = rollout("1.1.0", readiness_timeout=6.0, **broken)
+    with Load(rollout.port) as load:
+        with pytest.raises(ApplyError) as err:
+            target.deploy(bad)
+    message = str(err.value)
+    assert "1.1.0" in message and "keep serving" in message and "last log lines" in message
+    assert ("listening" in message) if "MLSPEC_FAIL_READY" in bad.deployment.env else ("sha256" in message)
+    assert [c.id for c in models(engine, target.project)] == [old.id]
+    assert load.failed == [] and load.versions == {"1.0.0"}
+    old.reload()
+    assert ALIAS in old.attrs["NetworkSettings"]["Networks"][f"mlspec-{target.project}-local-churn"]["Aliases"]
+
+
+def test_killed_before_the_switch_the_next_deploy_converges(engine, target, rollout):
+    r = rollout("1.1.0")
+    target.deploy(rollout("1.0.0"))
+    net = f"mlspec-{target.project}-local-churn"
+    # What a SIGKILL after "new container started" leaves: a container with the new hash, not in rotation.
+    from mlspec.apply import containers as C
+    user = engine.images.get(r.image).attrs["Config"]["User"]
+    stray = engine.containers.run(**C.model_create_args(r, user, net))
+    target.deploy(r)
+    live = models(engine, target.project)
+    assert [c.labels[L.VERSION] for c in live] == ["1.1.0"] and stray.id not in {c.id for c in live}
+    assert infer(rollout.port, ROW)["model_version"] == "1.1.0"

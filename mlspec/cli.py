@@ -123,6 +123,65 @@ def init(path: Path, name: str | None) -> int:
     return 0
 
 
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
+@click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan for `mlspec apply FILE`.")
+@click.option("--base", help="PR mode: compare the spec at this git ref with the working tree, touching no target.")
+@click.option("--refresh/--no-refresh", "refresh", default=True, help="--no-refresh (or --refresh=false) plans from the spec alone.")
+@click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes, 1 error, 2 changes.")
+@click.option("--color/--no-color", "color", default=None, help="Colour the text plan (default: on a terminal, unless NO_COLOR).")
+@click.option("--prune", is_flag=True, help="Plan deleting deployments gone from the spec.")
+@click.option("--model", "models", multiple=True, help="Only this model (exceptional use).")
+@click.option("--target", "targets", multiple=True, help="Only this target (exceptional use).")
+@handled
+def plan(fmt, out_file, base, refresh, detailed_exitcode, color, prune, models, targets) -> int:
+    """Show what apply would change, against live state."""
+    from mlspec.commands.plan import run_plan
+
+    return run_plan(".", out_stream=click.get_text_stream("stdout"), fmt=fmt, color=color, refresh=refresh, base=base,
+                    out_file=out_file, detailed_exitcode=detailed_exitcode, models=models, targets=targets, prune=prune)
+
+
+@main.command()
+@click.option("--check", is_flag=True, help="Write nothing; exit 2 when a generated file would change.")
+@handled
+def generate(check: bool) -> int:
+    """Write the monitoring configuration (Prometheus, Alertmanager, Grafana) from the spec."""
+    from mlspec.generate import generate as generate_files
+    from mlspec.generate import stale_files, write_files
+    from mlspec.spec import load_spec
+
+    spec = load_spec(".")
+    files = generate_files(spec)
+    if check:
+        from mlspec.state.files import read_files
+
+        on_disk = read_files(spec.root, files)
+        changed = sorted(p for p, text in files.items() if on_disk.get(p) != text)
+        for p in changed:
+            click.echo(f"  would change {p}")
+        return 2 if changed else 0
+    changed = write_files(spec.root, files)
+    stale = stale_files(spec.root, spec.project.monitoring.output, files)
+    for rel in stale:
+        (spec.root / rel).unlink()
+    for rel in changed:
+        click.echo(f"  wrote {rel}")
+    for rel in stale:
+        click.echo(f"  removed {rel}")
+    click.echo(f"Generated {len(files)} file(s): {len(changed)} changed, {len(stale)} removed.")
+    return 0
+
+
+def _register_subcommands() -> None:
+    from mlspec.commands import gitops
+
+    gitops.register(main, handled)
+
+
+_register_subcommands()
+
+
 def run() -> None:
     main(prog_name="mlspec")
 

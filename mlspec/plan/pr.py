@@ -65,7 +65,8 @@ def _build_reason(base: Mapping[tuple[str, str], BuildInputs], new: BuildInputs,
 
 def _plain(value: Any) -> Any:
     if dataclasses.is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        # 'for_' is spelled 'for' in the spec, so reviewers see the key they wrote.
+        return {f.name.rstrip("_"): _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, Mapping):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, (tuple, list)):

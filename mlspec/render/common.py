@@ -14,6 +14,9 @@ MISSING = object()
 _VERBS = {
     "image": {CREATE: "will be built"},
     "evaluation": {CREATE: "will run its gates"},
+    # PR mode's spec-level records: they are not objects apply makes or destroys.
+    **{kind: {CREATE: "is new in the spec", UPDATE: "is changed in the spec", DELETE: "is removed from the spec"}
+       for kind in ("model", "version", "alert")},
 }
 _DEFAULT_VERBS = {CREATE: "will be created", UPDATE: "will be updated in-place", REPLACE: "must be replaced",
                   DELETE: "will be destroyed", NOOP: "is unchanged"}

@@ -144,6 +144,8 @@ def engine_tags(tags: Iterable[str], engines: Iterable[Any]) -> frozenset[str]:
     """Tags present on every given engine (one image list call each): no registry, images stay local."""
     present: set[str] | None = None
     for client in engines:
-        here = {t for img in client.images.list() for t in (img.tags or ())}
+        # The low-level list: one call. images.list() would inspect every image after listing,
+        # and fail when another process removes one in between.
+        here = {t for img in client.api.images() for t in (img.get("RepoTags") or ())}
         present = here if present is None else present & here
     return frozenset(set(tags) & (present or set()))

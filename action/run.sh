@@ -29,9 +29,9 @@ warn() { printf '::warning::%s\n' "$*"; }
 output() { [ -z "${GITHUB_OUTPUT:-}" ] || printf '%s=%s\n' "$1" "$2" >>"$GITHUB_OUTPUT"; }
 summary() { [ -z "${GITHUB_STEP_SUMMARY:-}" ] || cat "$1" >>"$GITHUB_STEP_SUMMARY"; }
 
-finish() {  # finish EXITCODE: set the outputs; 0 and 2 are answers, anything else fails the step
+finish() {  # finish EXITCODE [HAS_CHANGES]: set the outputs; 0 and 2 are answers, anything else fails the step
     output exitcode "$1"
-    output has-changes "$([ "$1" = 2 ] && echo true || echo false)"
+    output has-changes "${2:-$([ "$1" = 2 ] && echo true || echo false)}"
     case $1 in 0 | 2) exit 0 ;; *) exit "$1" ;; esac
 }
 
@@ -110,7 +110,8 @@ if [ "$rc" = 2 ]; then
         printf '\nApplied.\n' >>"$TMP/summary.md"
     else
         failed_block "mlspec apply failed (exit code $arc)" "$TMP/apply.log" >>"$TMP/summary.md"
-        rc=$arc
+        summary "$TMP/summary.md"
+        finish "$arc" true
     fi
 elif [ "$rc" = 0 ]; then
     printf '\nNo changes: nothing to apply.\n' >>"$TMP/summary.md"

@@ -86,3 +86,16 @@ def test_amtool_routes_every_generated_alert_to_its_receiver(written, amtool):
         assert want == receiver_for(mon, labels["owner"], labels["severity"])
         run(amtool, "config", "routes", "test", f"--config.file={out / 'alertmanager' / 'alertmanager.yml'}",
             f"--verify.receivers={want}", *(f"{k}={v}" for k, v in sorted(labels.items())))
+
+
+def test_a_model_that_is_down_inhibits_its_other_alerts(written):
+    # No Alertmanager binary in the image to replay it: check the rule and that every alert it
+    # must match carries the labels it matches on.
+    spec, out = written
+    doc = YAML(typ="safe").load((out / "alertmanager" / "alertmanager.yml").read_text())
+    assert doc["inhibit_rules"] == [{"source_matchers": ['kind="down"'], "target_matchers": ['kind!="down"'],
+                                     "equal": ["model"]}]
+    alerts = generated_alerts(out)
+    assert all(a["model"] in {m.name for m in spec.models} and a["kind"] for a in alerts)
+    downs = {a["model"] for a in alerts if a["kind"] == "down"}
+    assert downs == {m.name for m in spec.models if any(x.kind == "down" for x in m.alerts)}

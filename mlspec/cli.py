@@ -173,6 +173,25 @@ def generate(check: bool) -> int:
     return 0
 
 
+@main.command()
+@click.argument("plan_file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--auto-approve", is_flag=True, help="Apply without asking.")
+@click.option("--dry-run", is_flag=True, help="Show the plan and stop; takes no lock and changes nothing.")
+@click.option("--prune", is_flag=True, help="Delete deployments gone from the spec (never prevent_destroy ones).")
+@click.option("--parallelism", type=click.IntRange(1, 64), default=4, show_default=True, help="Independent items at once.")
+@click.option("--lock-timeout", type=float, default=0.0, show_default=True, help="Seconds to wait for a held target lock.")
+@click.option("--model", "models", multiple=True, help="Only this model (exceptional use).")
+@click.option("--target", "targets", multiple=True, help="Only this target (exceptional use).")
+@click.option("--color/--no-color", "color", default=None)
+@handled
+def apply(plan_file, auto_approve, dry_run, prune, parallelism, lock_timeout, models, targets, color) -> int:
+    """Build, gate, deploy and write monitoring so live state matches the spec."""
+    from mlspec.commands.apply import ApplyOptions, run_apply
+
+    opts = ApplyOptions(plan_file, auto_approve, dry_run, prune, parallelism, lock_timeout, models, targets, color)
+    return run_apply(".", opts, out=click.get_text_stream("stdout"), stdin=click.get_text_stream("stdin"), argv=sys.argv[1:])
+
+
 def _register_subcommands() -> None:
     from mlspec.commands import gitops
 

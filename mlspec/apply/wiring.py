@@ -1,0 +1,95 @@
+"""Wire the applier to the real engine, registry, gates and files of one spec."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Callable, Mapping
+
+import docker
+
+from mlspec.apply.applier import Backends, Log
+from mlspec.apply.backends import DockerEngineTarget, DockerImages
+from mlspec.apply.base_image import resolve_base_image
+from mlspec.apply.evaluate import evaluate
+from mlspec.errors import ApplyError
+from mlspec.generate import write_files
+from mlspec.spec.model import Spec, Target
+
+ClientFor = Callable[[Target], docker.DockerClient]
+LOCAL = Target("", "docker", None, False)  # the engine images are built on before a push
+
+
+class Engines:
+    """One client and one resolved base image per engine, made on first use, shared by threads."""
+
+    def __init__(self, spec: Spec, client_for: ClientFor):
+        self.spec, self._client_for = spec, client_for
+        self._clients: dict[str, docker.DockerClient] = {}
+        self._bases: dict[str, str] = {}
+        self._lock = threading.RLock()
+
+    def client(self, target: str | None) -> docker.DockerClient:
+        with self._lock:
+            key = target or ""
+            if key not in self._clients:
+                self._clients[key] = self._client_for(self.spec.project.target(target) if target else LOCAL)
+            return self._clients[key]
+
+    def base_image(self, target: str | None) -> str:
+        with self._lock:
+            key = target or ""
+            if key not in self._bases:
+                self._bases[key] = resolve_base_image(self.client(target), self.spec.project.base_image)
+            return self._bases[key]
+
+
+class HostGates:
+    """Evaluation gates run on the applying host (mlspec.apply.evaluate)."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+
+    def check(self, model: str, version: str, production: str | None) -> str:
+        m = self.spec.model(model)
+        prod = next((v for v in m.versions if v.version == production), None)
+        result = evaluate(self.spec.root, m, m.version(version), prod)
+        if not result.passed:
+            raise ApplyError(f"evaluation gates refused {model}@{version}: {result.summary()}. Nothing was deployed.")
+        return result.summary()
+
+
+class RepoFiles:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def write(self, files: Mapping[str, str]) -> list[str]:
+        return write_files(self.root, dict(files))
+
+    def delete(self, paths: list[str]) -> None:
+        for rel in paths:
+            (self.root / rel).unlink(missing_ok=True)
+
+
+def real_backends(spec: Spec, engines: Engines, log: Log, commit: str = "") -> Backends:
+    images: dict[str, DockerImages] = {}
+    targets: dict[str, DockerEngineTarget] = {}
+    guard = threading.Lock()
+
+    def images_for(where: str | None) -> DockerImages:
+        with guard:
+            if (where or "") not in images:
+                images[where or ""] = DockerImages(engines.client(where), spec, engines.base_image(where), commit)
+            return images[where or ""]
+
+    def target(name: str) -> DockerEngineTarget:
+        t = spec.project.target(name)
+        if t.type != "docker":
+            raise ApplyError(f"target {name} is of type {t.type}; this mlspec applies to type docker targets only.")
+        with guard:
+            if name not in targets:
+                targets[name] = DockerEngineTarget(engines.client(name), spec.project.name, name,
+                                                   engines.base_image(name), on_log=log)
+            return targets[name]
+
+    return Backends(images_for, HostGates(spec), target, RepoFiles(spec.root), registry=bool(spec.project.registry))

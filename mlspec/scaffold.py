@@ -56,12 +56,19 @@ def _example_model(path: Path) -> tuple[str, str, str] | None:
     return hashlib.sha256(path.read_bytes()).hexdigest(), sklearn.__version__, joblib.__version__
 
 
+# What init writes that a user may have made: never overwritten (the schemas are generated).
+OWN_FILES = ("mlspec.yaml", "models/example.yaml", "models/example/0.1.0/model.joblib")
+
+
 def scaffold(root: Path, name: str | None = None) -> list[str]:
+    if name is not None and not re.match(r"^[a-z][a-z0-9-]{0,62}$", name):
+        raise MlspecError("--name must be lowercase letters, digits and '-', starting with a letter, at most 63 characters")
     name = name or re.sub(r"[^a-z0-9-]+", "-", root.resolve().name.lower()).strip("-") or "models"
     if not re.match(r"^[a-z][a-z0-9-]{0,62}$", name):
         raise MlspecError(f"cannot derive a project name from {root}; give one with --name")
-    if (root / "mlspec.yaml").exists():
-        raise MlspecError(f"{root / 'mlspec.yaml'} already exists; init never overwrites a spec")
+    for rel in OWN_FILES:  # all checked before anything is written (the model is trained in place)
+        if (root / rel).exists():
+            raise MlspecError(f"{root / rel} already exists; init never overwrites a spec")
     files = {"mlspec.yaml": PROJECT.format(name=name)}
     files.update({f".mlspec/schemas/{k}.schema.json": v for k, v in schema_texts().items()})
     trained = _example_model(root / "models/example/0.1.0/model.joblib")

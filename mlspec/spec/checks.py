@@ -89,9 +89,16 @@ def _duplicates(doc: Document, items: Iterable[tuple[tuple, object]], what: str)
         seen.add(key)
 
 
+DOCKER_HOST_SCHEMES = ("unix://", "tcp://", "ssh://", "http://", "https://")
+
+
 def check_project(doc: Document, root: Path | None) -> Iterator[SpecProblem]:
     p: ProjectDoc = doc.doc  # type: ignore[assignment]
     yield from _duplicates(doc, ((("targets", i, "name"), t.name) for i, t in enumerate(p.targets)), "target name")
+    for i, t in enumerate(p.targets):
+        # `host: manager-1` would otherwise fail only at plan time, inside the Docker client.
+        if t.host is not None and not t.host.startswith(DOCKER_HOST_SCHEMES):
+            yield doc.at(("targets", i, "host"), "must be a Docker host URL: unix://, tcp:// or ssh://user@host")
     if p.wheels is not None:
         yield from _path(doc, root, ("wheels",), p.wheels, kind="dir")
     for key in ("templates", "monitoring") if root else ():
@@ -107,6 +114,8 @@ def _check_alert(doc: Document, i: int, a: BuiltinAlert) -> Iterator[SpecProblem
     if a.kind == "error_rate":
         if not isinstance(a.threshold, float) or not 0 < a.threshold < 1:
             yield doc.at(loc + ("threshold",), "error_rate needs a threshold ratio between 0 and 1, such as 0.05")
+        if a.quantile is not None:  # silently ignored otherwise
+            yield doc.at(loc + ("quantile",), "error_rate takes no quantile (only latency does)")
     elif a.kind == "latency":
         if not isinstance(a.threshold, str):
             yield doc.at(loc + ("threshold",), "latency needs a threshold duration, such as 250ms")
@@ -164,6 +173,17 @@ def check_across(models: list[Document]) -> Iterator[SpecProblem]:
     yield from _duplicates_across(models, lambda m: [(("name",), m.name)], "model name (also defined in another file)")
     ports = lambda m: [(("deployments", i, "port"), (d.target, d.port)) for i, d in enumerate(m.deployments)]
     yield from _duplicates_across(models, ports, "port on this target (published by another deployment)")
+    # Containers, networks and the proxy are named <project>-<target>-<deployment>, without the
+    # model: two models may not give a deployment the same name on one target. (Duplicates
+    # within one model are check_model's.)
+    owner: dict[tuple[str, str], str] = {}
+    for doc in sorted(models, key=lambda d: d.rel):
+        m: ModelDoc = doc.doc  # type: ignore[assignment]
+        for i, d in enumerate(m.deployments):
+            key = (d.target, d.name or m.name)
+            if owner.setdefault(key, m.name) != m.name:
+                where = ("deployments", i, "name") if d.name else ("deployments", i, "target")
+                yield doc.at(where, f"deployment name {key[1]} is already used on this target by model {owner[key]}")
 
 
 def _duplicates_across(models: list[Document], keys, what: str) -> Iterator[SpecProblem]:

@@ -11,7 +11,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
+SPEC = Path(__file__).resolve().parent / "data" / "spec"  # a small spec repo with stand-in artifacts
 
 
 class Git:
@@ -38,9 +38,9 @@ class Git:
 
 @pytest.fixture
 def spec_repo(git_repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The quickstart committed on main at 2024-01-01 by Alice; the current folder."""
-    shutil.copytree(QUICKSTART, git_repo, dirs_exist_ok=True)
-    Git(git_repo).commit_all("quickstart", "2024-01-01T09:00:00+00:00", "Alice Example")
+    """tests/gitops/data/spec committed on main at 2024-01-01 by Alice; the current folder."""
+    shutil.copytree(SPEC, git_repo, dirs_exist_ok=True)
+    Git(git_repo).commit_all("churn: first spec", "2024-01-01T09:00:00+00:00", "Alice Example")
     monkeypatch.chdir(git_repo)
     monkeypatch.setenv("GIT_AUTHOR_DATE", "2024-02-01T09:00:00+00:00")
     monkeypatch.setenv("GIT_COMMITTER_DATE", "2024-02-01T09:00:00+00:00")

@@ -18,12 +18,12 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import require
-from tests.gitops.conftest import QUICKSTART, Git
+from tests.gitops.conftest import SPEC, Git
 
 REPO = Path(__file__).resolve().parents[2]
 STUBS = Path(__file__).resolve().parent / "stubs"
 MARKER = "<!-- mlspec-plan -->"
-PLAN_MD = "### mlspec plan for `quickstart`\n\n**Plan: 1 to add, 1 to change, 0 to destroy.**\n"
+PLAN_MD = "### mlspec plan for `demo`\n\n**Plan: 1 to add, 1 to change, 0 to destroy.**\n"
 
 
 @dataclass
@@ -42,9 +42,9 @@ def action(git_repo: Path, tmp_path: Path):
     """Run action/run.sh in a pull request's checkout (origin/main known), with ``env`` on top."""
     for tool in ("jq", "bash"):
         require(tool, f"install the Debian package {tool}", lambda: shutil.which(tool))
-    shutil.copytree(QUICKSTART, git_repo, dirs_exist_ok=True)
+    shutil.copytree(SPEC, git_repo, dirs_exist_ok=True)
     git = Git(git_repo)
-    git.commit_all("quickstart", "2024-01-01T00:00:00+00:00")
+    git.commit_all("churn: first spec", "2024-01-01T00:00:00+00:00")
     git("update-ref", "refs/remotes/origin/main", "HEAD")
     bin_dir, log = tmp_path / "bin", tmp_path / "log"
     bin_dir.mkdir()
@@ -117,7 +117,7 @@ def test_a_later_push_updates_the_same_comment(action) -> None:
 
 
 def test_a_project_in_a_subfolder_has_its_own_comment(action) -> None:
-    shutil.copytree(QUICKSTART, action.repo / "ml")
+    shutil.copytree(SPEC, action.repo / "ml")
     action.comments.write_text(json.dumps([{"id": 42, "body": f"{MARKER}\nthe root project's plan"}]))
     r = action(workdir="ml")
     assert r.code == 0
@@ -162,9 +162,10 @@ def test_outside_a_pull_request_the_plan_is_of_live_state_and_not_posted(action)
 def test_an_invalid_spec_is_annotated_and_not_planned(action) -> None:
     model = action.repo / "models" / "churn.yaml"
     model.write_text(model.read_text().replace("port: 18080", "port: 0"))
+    line = model.read_text().splitlines().index("    port: 0") + 1
     r = action(STUB_REAL_VALIDATE="1")
     assert r.code == 1 and r.outputs == {"exitcode": "1", "has-changes": "false"}
-    assert "::error file=models/churn.yaml,line=25,col=11::deployments[0].port:" in r.stdout
+    assert f"::error file=models/churn.yaml,line={line},col=11::deployments[0].port:" in r.stdout
     assert [c[1] for c in r.mlspec] == ["validate"] and r.gh == []
 
 

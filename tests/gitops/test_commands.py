@@ -46,7 +46,7 @@ def test_spec_errors_are_listed_with_their_location(spec_repo: Path, cli) -> Non
     project = spec_repo / "mlspec.yaml"
     project.write_text(project.read_text().replace("kind: Project", "kind: Project\nflavour: vanilla"))
     r = cli("promote", "churn", "1.0.0", "--target", "local")
-    assert r.exit_code == 1 and "mlspec.yaml:4:1: flavour:" in r.stderr
+    assert r.exit_code == 1 and "mlspec.yaml:5:1: flavour: unknown key" in r.stderr
 
 
 def test_version_and_bump_together_is_a_usage_error(spec_repo: Path, cli) -> None:

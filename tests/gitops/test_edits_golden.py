@@ -15,7 +15,7 @@ import pytest
 
 from mlspec.gitops.edits import Edit, promote, rollback, version_add
 from mlspec.spec import load_texts
-from tests.gitops.conftest import QUICKSTART, new_artifact
+from tests.gitops.conftest import SPEC, new_artifact
 from tests.spec.golden import check_golden
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "gitops" / "edits"
@@ -40,7 +40,7 @@ CASES: dict[str, tuple[Callable[[Path], Edit], str]] = {
 def spec_dir(tmp_path: Path, model_text: str) -> Path:
     root = tmp_path / "spec"
     (root / "models").mkdir(parents=True)
-    shutil.copy(QUICKSTART / "mlspec.yaml", root / "mlspec.yaml")
+    shutil.copy(SPEC / "mlspec.yaml", root / "mlspec.yaml")
     (root / "models" / "churn.yaml").write_text(model_text)
     return root
 
@@ -63,8 +63,8 @@ def test_edit_matches_golden(case: str, tmp_path: Path) -> None:
 
 
 def test_version_add_pins_the_artifact_digest_and_copies_the_evaluation(tmp_path: Path) -> None:
-    root = tmp_path / "quickstart"
-    shutil.copytree(QUICKSTART, root)
+    root = tmp_path / "spec"
+    shutil.copytree(SPEC, root)
     spec = load_texts({"mlspec.yaml": (root / "mlspec.yaml").read_text(), "models/churn.yaml": _add(bump="patch")(root).after}, root)
     new, previous = spec.model("churn").versions[-1], spec.model("churn").versions[-2]
     assert new.version == "1.1.1"

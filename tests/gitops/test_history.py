@@ -1,6 +1,6 @@
 """``mlspec history`` and rollback's default on a real git history with fixed identities and dates.
 
-The history: the quickstart (Alice), a version added (Bob), an unrelated commit, a promotion, a
+The history: the first spec (Alice), a version added (Bob), an unrelated commit, a promotion, a
 rollback made on a branch and merged with --no-ff, the model file renamed, a promotion in a
 revision that does not validate, then a version removed. Golden: tests/golden/gitops/history.*
 (``MLSPEC_UPDATE_GOLDEN=1`` rewrites them).
@@ -19,7 +19,7 @@ from mlspec.gitops.edits import EditRefused, promote, rollback, version_add
 from mlspec.gitops.history import read_history, timeline
 from mlspec.gitops.land import land
 from mlspec.gitops.report import history_json, history_text
-from tests.gitops.conftest import QUICKSTART, Git, new_artifact
+from tests.gitops.conftest import SPEC, Git, new_artifact
 from tests.spec.golden import check_golden
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "gitops"
@@ -107,8 +107,8 @@ def test_history_of_a_repo_without_commits_is_empty(git_repo: Path) -> None:
 
 
 def test_history_of_a_spec_in_a_subfolder(git_repo: Path) -> None:
-    shutil.copytree(QUICKSTART, git_repo / "ml")
-    Git(git_repo).commit_all("ml: quickstart", "2024-03-01T10:00:00+00:00", "Alice Example")
+    shutil.copytree(SPEC, git_repo / "ml")
+    Git(git_repo).commit_all("ml: first spec", "2024-03-01T10:00:00+00:00", "Alice Example")
     events = read_history(git_repo / "ml")
     assert {(e.change.action, e.change.version) for e in events} >= {("deployment-added", "1.1.0")}
     assert json.loads(history_json(events))["events"][0]["author"] == {"name": "Alice Example", "email": "alice@example.com"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from mlspec.errors import SpecError
 from mlspec.gitops.edits import EditRefused, bumped, promote, version_add
 from mlspec.gitops.land import land
-from tests.gitops.conftest import Git, new_artifact
+from tests.gitops.conftest import SPEC, Git, new_artifact
 
 ROOT = Path(".")
 
@@ -93,11 +94,7 @@ def test_an_existing_branch_is_refused_before_writing(spec_repo: Path, git: Git)
 
 
 def test_git_options_outside_a_repo_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import shutil
-
-    from tests.gitops.conftest import QUICKSTART
-
-    shutil.copytree(QUICKSTART, tmp_path / "spec")
+    shutil.copytree(SPEC, tmp_path / "spec")
     monkeypatch.chdir(tmp_path / "spec")
     edit = promote(ROOT, "churn", "1.0.0", "local")
     with pytest.raises(Exception, match="not inside a git repository"):

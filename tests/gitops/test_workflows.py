@@ -18,6 +18,7 @@ import pytest
 from ruamel.yaml import YAML
 
 from tests.conftest import require
+from tests.gitops.conftest import SPEC
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = sorted([*(REPO / "examples" / "workflows").glob("*.yml"), *(REPO / ".github" / "workflows").glob("*.y*ml")])
@@ -104,7 +105,7 @@ def test_pre_commit_hook_validates_the_spec_files(tmp_path: Path) -> None:
         assert files.search(path), path  # a new artifact changes what validate checks (its sha256)
     for path in ("README.md", "src/mlspec.yaml", "monitoring/rules.yml"):
         assert not files.search(path), path
-    shutil.copytree(REPO / "examples" / "quickstart", tmp_path / "spec")
+    shutil.copytree(SPEC, tmp_path / "spec")
     entry = hook["entry"].split()
     done = subprocess.run([shutil.which(entry[0]) or entry[0], *entry[1:]], cwd=tmp_path / "spec", capture_output=True, text=True)
-    assert done.returncode == 0 and done.stdout.startswith("Valid: project quickstart"), done.stdout + done.stderr
+    assert done.returncode == 0 and done.stdout.startswith("Valid: project demo"), done.stdout + done.stderr

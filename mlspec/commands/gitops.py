@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
-from typing import Callable, TextIO
+from typing import TYPE_CHECKING, Callable, TextIO
 
 import click
 
-from mlspec.gitops.edits import BUMPS, Edit
+if TYPE_CHECKING:  # the domain modules load git and ruamel: only when a command runs
+    from mlspec.gitops.edits import Edit
+
+BUMPS = ("major", "minor", "patch")
 
 ROOT = Path(".")  # the spec repo is the current folder (`mlspec -C DIR ...` to run elsewhere)
 

@@ -61,6 +61,7 @@ class YamlEdit:
         self.text = text
         self.tree = self._load(text)
         self.indent = guess_indent(self.tree)
+        self.newline = "\r\n" if "\r\n" in text else "\n"  # new lines end as the file's do
         self._spliced = True
 
     def _load(self, text: str) -> Any:
@@ -108,7 +109,7 @@ class YamlEdit:
         rendered = self._render_item(item, dash_col)
         seq.append(item)
         if not lines[end].endswith("\n"):
-            lines[end] += "\n"
+            lines[end] += self.newline
         self._resplice("".join(lines[: end + 1]) + rendered + "".join(lines[end + 1:]))
 
     def _render_item(self, item: Any, dash_col: int) -> str:
@@ -117,7 +118,8 @@ class YamlEdit:
         lines = buf.getvalue().splitlines(keepends=True)
         shift = dash_col - lines[0].index("-")  # the dumper puts a top-level dash at the offset
         pad = " " * max(shift, 0)
-        return "".join(pad + line[max(-shift, 0):] if line.strip() else line for line in lines)
+        text = "".join(pad + line[max(-shift, 0):] if line.strip() else line for line in lines)
+        return text.replace("\n", self.newline) if self.newline != "\n" else text
 
     def _resplice(self, text: str) -> None:
         try:

@@ -70,3 +70,11 @@ def test_version_add_pins_the_artifact_digest_and_copies_the_evaluation(tmp_path
     assert new.version == "1.1.1"
     assert new.artifact.path == "models/churn/1.2.0/model.joblib"
     assert new.evaluation == previous.evaluation  # checked on disk too: load_texts above checks files
+
+
+def test_a_file_with_crlf_line_ends_keeps_them(tmp_path: Path) -> None:
+    before = (GOLDEN / "version-add-in-the-quickstart" / "before.yaml").read_text().replace("\n", "\r\n")
+    root = spec_dir(tmp_path, before)
+    (root / "models" / "churn.yaml").write_bytes(before.encode())
+    after = _add(bump="minor")(root).after
+    assert after.count("\r\n") == after.count("\n") == before.count("\n") + 5

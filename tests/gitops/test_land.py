@@ -111,3 +111,14 @@ def test_git_options_outside_a_repo_say_so(tmp_path: Path, monkeypatch: pytest.M
 ])
 def test_bump(versions: list[str], bump: str, expected: str) -> None:
     assert bumped(versions, bump) == expected
+
+
+def test_commit_of_a_spec_in_a_subfolder_of_the_repo(git_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shutil.copytree(SPEC, git_repo / "ml")
+    git = Git(git_repo)
+    git.commit_all("ml: first spec", "2024-01-01T00:00:00+00:00")
+    monkeypatch.chdir(git_repo / "ml")
+    land(version_add(ROOT, "churn", new_artifact(git_repo / "ml", "1.2.0")), ROOT, commit=True, branch="ml-churn")
+    assert git("show", "--name-only", "--format=%s", "HEAD").splitlines() == [
+        "churn: add version 1.1.1", "", "ml/models/churn.yaml", "ml/models/churn/1.2.0/model.joblib",
+    ]

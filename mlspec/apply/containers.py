@@ -13,7 +13,7 @@ from typing import Any, Mapping
 
 from mlspec import labels as L
 from mlspec.errors import ApplyError
-from mlspec.plan.hashing import config_hash, sha256_json
+from mlspec.plan.hashing import config_hash, deployment_labels, sha256_json
 from mlspec.spec.model import Deployment
 
 ALIAS = "mlspec-backend"  # network alias of the containers in rotation; the proxy resolves it
@@ -62,10 +62,13 @@ def label_filter(labels: Mapping[str, str]) -> list[str]:
 
 
 def model_labels(r: Rollout) -> dict[str, str]:
-    d = r.deployment
-    return {L.PROJECT: r.project, L.MODEL: d.model, L.VERSION: d.version, L.TARGET: d.target,
-            L.DEPLOYMENT: d.name, L.CONFIG_HASH: r.config_hash, L.BUILD_HASH: r.build_hash,
-            L.COMMIT: r.commit, L.ROLE: "model"}
+    # Exactly what the planner reads back (config, prevent-destroy, replicas included).
+    return deployment_labels(r.project, r.deployment, r.image, r.build_hash, r.commit, role="model")
+
+
+def identity(labels: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """What makes a container the right one to keep; a replica count change is not in it."""
+    return labels.get(L.CONFIG_HASH), labels.get(L.PREVENT_DESTROY)
 
 
 def proxy_config_hash(r: Rollout, proxy_image: str, publish_address: str) -> str:

@@ -58,6 +58,31 @@ print(json.dumps(out))
 """
 
 
+def last_lines(logs: str, n: int = 20) -> str:
+    """The log's last lines without our own readiness polls, which would bury the reason."""
+    lines = [x for x in logs.splitlines() if not ('"/v2/health/ready"' in x and '"request"' in x)]
+    return "\n".join(lines[-n:])
+
+
+def created(c) -> tuple[str, str]:
+    # RFC 3339 with the fraction's trailing zeros trimmed: pad it so text order is time order.
+    stamp = c.attrs.get("Created", "").rstrip("Z")
+    whole, _, frac = stamp.partition(".")
+    return whole, frac.ljust(9, "0")
+
+
+def replica_moves(keep: list, replicas: int) -> tuple[int, list]:
+    """(containers to start, containers to retire) so ``replicas`` serve and the newest carries
+    ``io.mlspec.replicas`` = ``replicas``: the planner reads the count apply last made from it."""
+    keep = sorted(keep, key=created, reverse=True)
+    if len(keep) < replicas:
+        return replicas - len(keep), []
+    if keep and keep[0].labels.get(L.REPLICAS) == str(replicas):
+        return 0, keep[replicas:]
+    # Scaled down: one new container carries the new count; the newest old ones fill the rest.
+    return 1, keep[replicas - 1:]
+
+
 class DockerTarget:
     """The deployments of one project on one Docker engine."""
 
@@ -74,20 +99,20 @@ class DockerTarget:
         net = self._network(C.base_name(self.project, d.target, d.name), d.name)
         proxy = self._proxy(r, net.name)
         live = self._models(d.name)
-        want = r.config_hash
-        current = [c for c in live if c.labels.get(L.CONFIG_HASH) == want and self._serving(c, net.name)]
-        leftovers = [c for c in live if c.labels.get(L.CONFIG_HASH) == want and c not in current]
-        old = [c for c in live if c.labels.get(L.CONFIG_HASH) != want]
+        want = C.identity(C.model_labels(r))
+        keep = [c for c in live if C.identity(c.labels) == want and self._serving(c, net.name)]
+        leftovers = [c for c in live if C.identity(c.labels) == want and c not in keep]
+        old = [c for c in live if C.identity(c.labels) != want]
         self._stop(leftovers, "leftover")
-        missing = d.replicas - len(current)
-        if missing > 0:
-            fresh = self._start(r, net.name, missing)
-            self._await_ready(r, proxy, fresh, keep=old or current)
+        start, retire = replica_moves(keep, d.replicas)
+        if start:
+            fresh = self._start(r, net.name, start)
+            self._await_ready(r, proxy, fresh, keep=old or keep)
             for c in fresh:  # the switch: the proxy sees each container from its next request on
                 net.disconnect(c)
                 net.connect(c, aliases=[C.ALIAS])
                 self.log(f"{d.address}: {c.name} in rotation")
-        self._stop(current[d.replicas:] + old, "old")
+        self._stop(retire + old, "old")
 
     def destroy(self, deployment: str) -> None:
         """Remove a deployment's containers, its front and its network."""
@@ -165,7 +190,7 @@ class DockerTarget:
                     failed = (c, f"was not ready within {d.readiness_timeout:g} s")
             if failed is not None:
                 c, why = failed
-                tail = c.logs(tail=20).decode(errors="replace").rstrip()
+                tail = last_lines(c.logs(tail=300).decode(errors="replace"))
                 self._stop(fresh, "unready")
                 kept = (f"{len(keep)} running container(s) keep serving" if keep
                         else "nothing was serving before")

@@ -32,6 +32,7 @@ HOLDER = L.PREFIX + "lock.holder"
 COMMAND = L.PREFIX + "lock.command"
 SINCE = L.PREFIX + "lock.time"
 LOCK_ID = L.PREFIX + "lock.id"
+LOCK_TARGET = L.PREFIX + "lock.target"
 POLL = 0.5
 
 
@@ -102,7 +103,9 @@ def try_acquire(client: docker.DockerClient, project: str, target: str, command:
     """Take the lock, or return None when someone holds it. One engine call when the image exists."""
     since = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
     lock = Lock(uuid.uuid4().hex[:12], lock_name(project, target), holder(), command, since)
-    labels = {L.PROJECT: project, L.TARGET: target, L.ROLE: "lock", LOCK_ID: lock.id,
+    # No io.mlspec.target label: the state readers list a target's objects by project and target,
+    # and a lock is not a deployment.
+    labels = {L.PROJECT: project, LOCK_TARGET: target, L.ROLE: "lock", LOCK_ID: lock.id,
               HOLDER: lock.holder, COMMAND: command[:500], SINCE: since}
     for attempt in range(2):
         try:

@@ -149,7 +149,20 @@ def test_scaling_keeps_the_running_containers(engine, target, rollout):
     assert first.id in {c.id for c in models(engine, target.project)}
     assert len(models(engine, target.project)) == 3
     target.deploy(rollout("1.1.0", replicas=1))
-    assert len(models(engine, target.project)) == 1
+    [last] = models(engine, target.project)
+    # The planner reads the replica count apply last made from the newest container's label.
+    assert last.labels[L.REPLICAS] == "1"
+    target.deploy(rollout("1.1.0", replicas=1))
+    assert [c.id for c in models(engine, target.project)] == [last.id]
+
+
+def test_the_labels_are_the_ones_the_planner_reads_back(engine, target, rollout):
+    from mlspec.plan.hashing import deployment_labels
+    r = rollout("1.0.0")
+    target.deploy(r)
+    [c] = models(engine, target.project)
+    want = deployment_labels(r.project, r.deployment, r.image, r.build_hash, r.commit)
+    assert {k: c.labels.get(k) for k in want} == want  # (images add labels of their own)
 
 
 @pytest.mark.parametrize("broken", [
@@ -161,7 +174,7 @@ def test_a_version_that_never_gets_ready_is_removed_and_the_old_one_keeps_servin
     good = rollout("1.0.0")
     target.deploy(good)
     [old] = models(engine, target.project)
-    bad = rollout("1.1.0", readiness_timeout=6.0, **broken)
+    bad = rollout("1.1.0", readiness_timeout=12.0, **broken)
     with Load(rollout.port) as load:
         with pytest.raises(ApplyError) as err:
             target.deploy(bad)

@@ -90,7 +90,9 @@ def parse_yaml(text: str, rel: str) -> tuple[Any, list[SpecProblem]]:
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         return None, [SpecProblem(rel, line, col, "", f"invalid YAML: {_yaml_problem(e)}")]
-    except (YAMLError, ValueError, RecursionError) as e:  # ruamel raises plain errors on some inputs
+    except RecursionError:
+        return None, [SpecProblem(rel, 1, 1, "", "invalid YAML: nested too deeply")]
+    except (YAMLError, ValueError) as e:  # ruamel raises plain errors on some inputs
         return None, [SpecProblem(rel, 1, 1, "", f"invalid YAML: {type(e).__name__}")]
     if not docs:
         return None, [SpecProblem(rel, 1, 1, "", "the file is empty; expected a mapping with apiVersion and kind")]

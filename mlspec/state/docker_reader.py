@@ -20,6 +20,7 @@ from mlspec.spec.model import Target
 from mlspec.state.observed import Container, TargetState
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+INSPECT_WORKERS = 8  # under the SDK's connection pool of 10
 ClientFactory = Callable[[Target], Any]
 
 
@@ -108,6 +109,25 @@ def service_record(attrs: Mapping[str, Any]) -> Container:
     )
 
 
+def _containers(client: Any, filters: Mapping[str, list[str]]) -> list[Container]:
+    """The one filtered list call, then the inspects it needs (env, port bindings, limits) in
+    parallel: the SDK's containers.list() runs them one after another, 6 ms each."""
+    summary = client.api.containers(all=True, filters=filters)
+
+    def inspect(row: Mapping[str, Any]) -> Container | None:
+        try:
+            return container_record(client.api.inspect_container(row["Id"]))
+        except docker.errors.NotFound:  # removed between the list and the inspect
+            return None
+
+    if len(summary) <= 1:
+        found = [inspect(r) for r in summary]
+    else:
+        with ThreadPoolExecutor(max_workers=min(INSPECT_WORKERS, len(summary))) as pool:
+            found = list(pool.map(inspect, summary))
+    return [c for c in found if c is not None]
+
+
 def read_target(project: str, target: Target, factory: ClientFactory = client_for) -> TargetState:
     try:
         client = factory(target)
@@ -115,7 +135,7 @@ def read_target(project: str, target: Target, factory: ClientFactory = client_fo
         if target.type == "swarm":
             found = [service_record(s.attrs) for s in client.services.list(filters=filters, status=True)]
         else:
-            found = [container_record(c.attrs) for c in client.containers.list(all=True, filters=filters, ignore_removed=True)]
+            found = _containers(client, filters)
     except (docker.errors.DockerException, OSError, ConnectionError) as e:
         raise StateError(f"Cannot read Docker target '{target.name}' at {address(target)} ({_why(e)}); "
                          "check that its engine is running and the address is right.") from e

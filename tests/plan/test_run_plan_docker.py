@@ -120,7 +120,7 @@ def test_no_color_env_and_tty(applied, monkeypatch):
     assert "\x1b[" not in out.getvalue()
 
 
-def test_client_for_default_is_the_local_engine():
+def test_client_for_default_is_the_local_engine(docker_client):
     from mlspec.spec.model import Target
 
     assert client_for(Target("local", "docker", None, False)).ping()

@@ -76,12 +76,32 @@ def validate(path: Path, fmt: str) -> int:
     from mlspec.spec import load_spec
 
     spec = load_spec(path)
+    _check_generated(spec)
     versions = sum(len(m.versions) for m in spec.models)
     click.echo(
         f"Valid: project {spec.project.name}, {len(spec.models)} model(s), {versions} version(s), "
         f"{len(spec.deployments)} deployment(s), {len(spec.project.targets)} target(s)."
     )
     return 0
+
+
+def _check_generated(spec) -> None:
+    """What only shows when rendering: custom PromQL (promtool's parser when installed) and
+    values the monitoring templates refuse. Raises MlspecError with every problem."""
+    import shutil
+
+    from mlspec.generate import generate
+    from mlspec.generate.checks import custom_expr_problems
+    from mlspec.spec import shown_from
+    from mlspec.spec.loader import load_document
+
+    generate(spec)
+    problems = []
+    for source, i, message in custom_expr_problems(spec, shutil.which("promtool")):
+        doc, _ = load_document((spec.root / source).read_text(), source)
+        problems.append(shown_from(spec.root, doc.at(("alerts", i, "expr"), message)))
+    if problems:
+        raise SpecError(problems)
 
 
 @main.command()

@@ -87,26 +87,31 @@ def spec_problems(spec: Spec) -> list[str]:
 
 
 def check_custom_exprs(spec: Spec, promtool: str | None = None) -> list[str]:
-    """Problems of the custom alert expressions, for ``mlspec validate``.
+    """Problems of the custom alert expressions as text (see ``custom_expr_problems``)."""
+    return [f"{source}: alerts[{i}].expr: {msg}" for source, i, msg in custom_expr_problems(spec, promtool)]
+
+
+def custom_expr_problems(spec: Spec, promtool: str | None = None) -> list[tuple[str, int, str]]:
+    """(spec file, alert index, message) for each custom alert expression that does not parse.
 
     The pure check always runs; with ``promtool`` (a path, e.g. ``shutil.which("promtool")``) each
     expression that passes it is also parsed by Prometheus's own parser.
     """
     problems, exprs = [], []
     for m in spec.models:
-        for a in m.alerts:
+        for i, a in enumerate(m.alerts):
             if a.kind != "custom":
                 continue
             found = promql_problems(a.expr or "")
-            problems += [f"{m.source}: alerts.{a.name}.expr: {x}" for x in found]
+            problems += [(m.source, i, x) for x in found]
             if not found:
-                exprs.append((f"{m.source}: alerts.{a.name}.expr", a.expr or ""))
+                exprs.append(((m.source, i), a.expr or ""))
     if promtool and exprs:
-        problems += _promtool_problems(promtool, exprs)
+        problems += [(where[0], where[1], msg) for where, msg in _promtool_problems(promtool, exprs)]
     return problems
 
 
-def _promtool_problems(promtool: str, exprs: list[tuple[str, str]]) -> list[str]:
+def _promtool_problems(promtool: str, exprs: list[tuple[object, str]]) -> list[tuple[object, str]]:
     import json
 
     out = []
@@ -119,5 +124,8 @@ def _promtool_problems(promtool: str, exprs: list[tuple[str, str]]) -> list[str]
                                  capture_output=True, text=True, timeout=60)
             if run.returncode != 0:
                 detail = (run.stderr or run.stdout).strip().splitlines()
-                out.append(f"{where}: promtool: {detail[-1] if detail else 'rejected'}")
+                last = detail[-1] if detail else "rejected"
+                # Drop promtool's temp file and rule name: only the parser's words mean anything here.
+                last = last.split("could not parse expression: ", 1)[-1]
+                out.append((where, f"promtool: {last}"))
     return out

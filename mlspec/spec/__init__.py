@@ -77,11 +77,11 @@ def load_spec(root: str | Path = ".", *, check_files: bool = True) -> Spec:
         if problems:
             raise SpecError(problems)
     except SpecError as e:
-        raise SpecError([_shown_from(root, p) for p in {*problems, *e.problems}]) from None
+        raise SpecError([shown_from(root, p) for p in {*problems, *e.problems}]) from None
     return spec
 
 
-def _shown_from(root: Path, p: SpecProblem) -> SpecProblem:
+def shown_from(root: Path, p: SpecProblem) -> SpecProblem:
     if str(root) in ("", "."):
         return p
     return SpecProblem(os.path.normpath(root / p.path), p.line, p.col, p.key, p.message)

@@ -122,10 +122,12 @@ def test_check_custom_exprs_reports_pure_and_promtool_problems(tmp_path, promtoo
              "  - {name: Fine, expr: 'up == 0'}\n")
     spec = spec_of(tmp_path, extra=extra)
     pure = check_custom_exprs(spec)
-    assert pure == ["models/churn.yaml: alerts.Unbalanced.expr: missing ')' at the end"]
+    index = {a.name: i for i, a in enumerate(spec.model("churn").alerts)}
+    assert pure == [f"models/churn.yaml: alerts[{index['Unbalanced']}].expr: missing ')' at the end"]
     both = check_custom_exprs(spec, promtool=promtool)
     assert both[0] == pure[0] and len(both) == 2
-    assert both[1].startswith("models/churn.yaml: alerts.NotARange.expr: promtool:")
+    assert both[1].startswith(f"models/churn.yaml: alerts[{index['NotARange']}].expr: promtool: ")
+    assert "mlspec-expr-" not in both[1], "promtool's temp file name leaks into the message"
     with pytest.raises(GenerateError, match="Unbalanced"):
         generate(spec)
 

@@ -31,6 +31,8 @@ def handled(fn):
         try:
             code = fn(*args, **kwargs)
         except SpecError as e:
+            if show_tb:
+                traceback.print_exc()
             for p in e.problems:
                 click.echo(p.github() if fmt == "github" else p.text(), err=fmt != "github")
             click.echo(f"{len(e.problems)} problem(s) found.", err=True)

@@ -214,6 +214,37 @@ def apply(plan_file, auto_approve, dry_run, prune, parallelism, lock_timeout, mo
     return run_apply(".", opts, out=click.get_text_stream("stdout"), stdin=click.get_text_stream("stdin"), argv=sys.argv[1:])
 
 
+@main.command()
+@handled
+def status() -> int:
+    """Every deployment's spec and live version, health, replicas and age; held locks."""
+    from mlspec.commands.status import run_status
+
+    return run_status(".", click.get_text_stream("stdout"))
+
+
+@main.command()
+@click.option("--auto-approve", is_flag=True, help="Destroy without asking.")
+@click.option("--lock-timeout", type=float, default=0.0, show_default=True)
+@handled
+def destroy(auto_approve: bool, lock_timeout: float) -> int:
+    """Remove every deployment of this project from its targets (asks first)."""
+    from mlspec.commands.status import run_destroy
+
+    return run_destroy(".", click.get_text_stream("stdout"), auto_approve=auto_approve,
+                       stdin=click.get_text_stream("stdin"), lock_timeout=lock_timeout)
+
+
+@main.command("force-unlock")
+@click.argument("lock_id")
+@handled
+def force_unlock(lock_id: str) -> int:
+    """Release a target lock left by a run that died (its ID is in the lock error and in status)."""
+    from mlspec.commands.status import run_force_unlock
+
+    return run_force_unlock(".", lock_id, click.get_text_stream("stdout"))
+
+
 def _register_subcommands() -> None:
     from mlspec.commands import gitops
 

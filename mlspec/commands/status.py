@@ -1,0 +1,128 @@
+"""``mlspec status``, ``mlspec destroy`` and ``mlspec force-unlock``: the live side of a project."""
+
+from __future__ import annotations
+
+import sys
+from collections import defaultdict
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TextIO
+
+from mlspec import labels as L
+from mlspec.apply import lock as locks
+from mlspec.apply.lock import _duration
+from mlspec.commands.plan import load
+from mlspec.errors import MlspecError
+from mlspec.spec.model import Spec
+from mlspec.state.docker_reader import client_for, read_targets
+from mlspec.state.observed import Container
+
+
+def _age(created: str, now: datetime) -> str:
+    try:
+        then = datetime.fromisoformat(created.replace("Z", "+00:00")[:26] + ("+00:00" if "+" not in created[19:] else ""))
+    except ValueError:
+        return "?"
+    return _duration((now - then).total_seconds())
+
+
+def _health(cs: list[Container]) -> str:
+    running = [c for c in cs if c.running]
+    if not running:
+        return "down"
+    states = {c.health or "running" for c in running}
+    return "healthy" if states <= {"healthy"} else "/".join(sorted(states))
+
+
+def status_rows(spec: Spec, factory=client_for) -> list[tuple[str, ...]]:
+    """One row per deployment found live or wanted: address, spec version, live version, health, replicas, age."""
+    states = read_targets(spec.project.name, spec.project.targets, factory)
+    rows = []
+    now = datetime.now(timezone.utc)
+    wanted = {(d.model, d.name, d.target): d for d in spec.deployments}
+    for tname, state in sorted(states.items()):
+        if state.error:
+            rows.append((f"target {tname}", "", "", f"unreachable: {state.error}", "", ""))
+            continue
+        live: dict[tuple[str, str, str], list[Container]] = defaultdict(list)
+        for c in state.containers:
+            if c.role == "model":
+                live[(c.model, c.deployment, tname)].append(c)
+        for key in sorted(set(live) | {k for k in wanted if k[2] == tname}):
+            model, name, target = key
+            cs = live.get(key, [])
+            d = wanted.get(key)
+            address = d.address if d else f"deployment.{model}{'' if name == model else f'[{name}]'}.{target}"
+            versions = ",".join(sorted({c.labels.get(L.VERSION, "?") for c in cs})) or "-"
+            running = sum(c.replicas for c in cs if c.running)
+            age = _age(min(c.created for c in cs), now) if cs else "-"
+            rows.append((address, d.version if d else "(not in spec)", versions, _health(cs) if cs else "absent",
+                         f"{running}/{d.replicas if d else '-'}", age))
+    return rows
+
+
+def run_status(root: str | Path, out: TextIO, factory=client_for) -> int:
+    spec, _ = load(Path(root))
+    rows = [("DEPLOYMENT", "SPEC", "LIVE", "HEALTH", "REPLICAS", "AGE")] + status_rows(spec, factory)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        out.write("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() + "\n")
+    for t in spec.project.targets:
+        if t.type != "docker":
+            continue
+        held = locks.current(factory(t), spec.project.name, t.name)
+        if held:
+            out.write(f"\nTarget {t.name} is locked: {held.describe()} (ID {held.id}).\n")
+    return 0
+
+
+def run_destroy(root: str | Path, out: TextIO, *, auto_approve: bool, stdin: TextIO = sys.stdin,
+                lock_timeout: float = 0.0, factory=client_for) -> int:
+    """Remove every deployment of this project on every docker target, after asking."""
+    from mlspec.apply.docker_target import DockerTarget
+
+    spec, _ = load(Path(root))
+    states = read_targets(spec.project.name, [t for t in spec.project.targets if t.type == "docker"], factory)
+    doomed = sorted({(t, c.deployment) for t, s in states.items() for c in s.containers})
+    protected = sorted({f"{c.model}.{t}" for t, s in states.items() for c in s.containers
+                        if c.labels.get(L.PREVENT_DESTROY) == "true"})
+    if protected:
+        raise MlspecError(f"refusing to destroy {', '.join(protected)}: marked prevent_destroy; "
+                          "set prevent_destroy: false and apply first.")
+    if not doomed:
+        out.write("Nothing to destroy.\n")
+        return 0
+    for t, dep in doomed:
+        out.write(f"  - deployment {dep} on {t}\n")
+    if not auto_approve:
+        if not (hasattr(stdin, "isatty") and stdin.isatty()):
+            raise MlspecError("destroy needs --auto-approve when not run on a terminal.")
+        out.write(f"\nDestroy {len(doomed)} deployment(s)? Only 'yes' will be accepted.\n  Enter a value: ")
+        out.flush()
+        if stdin.readline().strip() != "yes":
+            out.write("Destroy cancelled.\n")
+            return 1
+    for tname in sorted({t for t, _ in doomed}):
+        client = factory(spec.project.target(tname))
+        with locks.held(client, spec.project.name, tname, "mlspec destroy", lock_timeout):
+            target = DockerTarget(client, spec.project.name, tname, proxy_image="", on_log=lambda line: None)
+            for t, dep in doomed:
+                if t == tname:
+                    target.destroy(dep)
+                    out.write(f"deployment {dep} on {t}: destroyed\n")
+    out.write(f"\nDestroy complete! {len(doomed)} deployment(s) removed.\n")
+    return 0
+
+
+def run_force_unlock(root: str | Path, lock_id: str, out: TextIO, factory=client_for) -> int:
+    spec, _ = load(Path(root))
+    for t in spec.project.targets:
+        if t.type != "docker":
+            continue
+        try:
+            gone = locks.force_unlock(factory(t), lock_id)
+        except MlspecError:
+            continue
+        out.write(f"Lock {lock_id} on target {t.name} removed (was {gone.describe()}).\n")
+        return 0
+    raise MlspecError(f"no lock with ID {lock_id} on any target of {spec.project.name}; `mlspec status` shows held locks.")

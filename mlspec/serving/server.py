@@ -197,6 +197,7 @@ class Handler(BaseHTTPRequestHandler):
             raise RequestError("the model is not ready", 503)
         rid, x, names = parse_infer(self._read_body(), app.model)
         if cfg.test_delay:
+            log("info", "test delay", seconds=cfg.test_delay)  # tests wait for this line
             time.sleep(cfg.test_delay)
         if cfg.fail_rate and random.random() < cfg.fail_rate:
             raise RequestError("injected failure (MLSPEC_FAIL_RATE)", 500)
@@ -224,15 +225,16 @@ def serve(cfg: Config, model: Model) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, frame: stop.set())
     # serve_forever runs in a thread: shutdown() called from the main thread would deadlock.
-    threading.Thread(target=httpd.serve_forever, name="accept", daemon=True).start()
+    # A short poll interval, so that shutdown() stops accepting within 0.1 s of the signal.
+    threading.Thread(target=httpd.serve_forever, args=(0.1,), name="accept", daemon=True).start()
     app.set_ready(not cfg.fail_ready)
     log("info", "listening", host=cfg.host, port=httpd.server_address[1], model=cfg.model,
         version=cfg.version, framework=cfg.framework, ready=app.ready)
     while not stop.wait(1.0):
         pass
-    log("info", "draining", grace_seconds=cfg.drain_seconds)
     app.draining = True
     app.set_ready(False)
+    log("info", "draining", grace_seconds=cfg.drain_seconds)
     httpd.shutdown()
     httpd.server_close()  # new connections are now refused
     left = app.drain(cfg.drain_seconds)

@@ -22,9 +22,17 @@ def free_port() -> int:
 def refused(port: int) -> bool:
     try:
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):  # reset: queued as it closed
         return True
     return False
+
+
+def wait_in_flight(srv, count=1) -> None:
+    """Block until ``count`` requests are inside the model call (MLSPEC_TEST_DELAY_SECONDS)."""
+    deadline = time.monotonic() + 10
+    while sum(r["msg"] == "test delay" for r in srv.log_lines()) < count:
+        assert time.monotonic() < deadline, "the slow request never reached the model"
+        time.sleep(0.02)
 
 
 def run(env, *args):
@@ -90,10 +98,10 @@ def test_signal_finishes_in_flight_and_refuses_new(launch, artifact, sig):
     slow = threading.Thread(target=lambda: answer.update(
         r=srv.request("POST", f"/v2/models/{MODEL}/infer", infer_body(artifact.x[:3]))))
     slow.start()
-    time.sleep(0.5)  # the request is now inside the model call
+    wait_in_flight(srv)
     srv.proc.send_signal(sig)
-    deadline = time.monotonic() + 1.0
-    while not refused(srv.port):  # the listening socket closes at once
+    deadline = time.monotonic() + 3.0
+    while not refused(srv.port):  # the listening socket closes at once (0.1 s, on an idle host)
         assert time.monotonic() < deadline, "still accepting connections after the signal"
         time.sleep(0.05)
     slow.join(10)
@@ -102,7 +110,7 @@ def test_signal_finishes_in_flight_and_refuses_new(launch, artifact, sig):
     assert body["outputs"][0]["data"] == artifact.estimator.predict(artifact.x[:3]).tolist()
     assert srv.proc.wait(10) == 0
     messages = [r["msg"] for r in srv.log_lines()]
-    assert messages[-3:] == ["draining", "request", "stopped"]  # the slow one ends in the drain
+    assert messages[-4:] == ["test delay", "draining", "request", "stopped"]  # the slow one ends in the drain
     assert srv.log_lines()[-1]["abandoned_requests"] == 0
 
 
@@ -117,7 +125,7 @@ def test_drain_is_bounded(launch, artifact):
             outcome.append(e)
 
     threading.Thread(target=abandoned, daemon=True).start()
-    time.sleep(0.3)
+    wait_in_flight(srv)
     started = time.monotonic()
     srv.proc.send_signal(signal.SIGTERM)
     assert srv.proc.wait(10) == 0
@@ -137,9 +145,12 @@ def test_keep_alive_request_during_drain_gets_503(launch, artifact):
     slow = threading.Thread(target=lambda: srv.request(
         "POST", f"/v2/models/{MODEL}/infer", infer_body(artifact.x[:1])))
     slow.start()
-    time.sleep(0.3)
+    wait_in_flight(srv)
     srv.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
+    deadline = time.monotonic() + 5
+    while "draining" not in [r["msg"] for r in srv.log_lines()]:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     idle.request("GET", f"/v2/models/{MODEL}/versions/{VERSION}/ready")
     resp = idle.getresponse()
     assert resp.status == 503 and resp.getheader("Connection") == "close"

@@ -96,6 +96,8 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         raise ConfigError(f"MLSPEC_FRAMEWORK={framework!r} must be one of {', '.join(FRAMEWORKS)}")
 
     port_env = dict(env, MLSPEC_PORT=pick(args.port, "MLSPEC_PORT"))
+    if port_env["MLSPEC_PORT"] and not port_env["MLSPEC_PORT"].isdigit():
+        raise ConfigError(f"MLSPEC_PORT={port_env['MLSPEC_PORT']!r} is not a port number")
     features = tuple(f.strip() for f in env.get("MLSPEC_FEATURES", "").split(",") if f.strip())
     return Config(
         model=required["MLSPEC_MODEL"],

@@ -74,6 +74,7 @@ def test_unloadable_artifact_refuses_to_start(artifact, tmp_path):
     ({"MLSPEC_FRAMEWORK": "tensorflow"}, "MLSPEC_FRAMEWORK"),
     ({"MLSPEC_FAIL_RATE": "2"}, "MLSPEC_FAIL_RATE"),
     ({"MLSPEC_FEATURES": "a,b"}, "MLSPEC_FEATURES"),
+    ({"MLSPEC_PORT": "80.5"}, "MLSPEC_PORT"),
 ])
 def test_bad_configuration_exits_non_zero(artifact, overrides, message):
     result = run(server_env(artifact, **overrides))

@@ -46,16 +46,32 @@ from mlspec.errors import ApplyError
 Log = Callable[[str], None]
 STOP_TIMEOUT = 30  # seconds of drain before SIGKILL; the server drains in 10 s by default
 POLL = 0.25
+# Runs inside the front: polls every candidate for up to argv[1] seconds and prints their
+# readiness statuses. One short-lived interpreter per wait round (not per poll), with no site
+# packages and no urllib, keeps the polls off a busy host's CPUs.
 PROBE = """
-import json, sys, urllib.request
-out = {}
-for url in sys.argv[1:]:
+import json, socket, sys, time
+budget, port, hosts = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+end = time.monotonic() + budget
+def status(host):
     try:
-        out[url] = urllib.request.urlopen(url, timeout=2).status
-    except Exception as e:
-        out[url] = getattr(e, "code", 0)
+        with socket.create_connection((host, port), timeout=1) as s:
+            s.settimeout(2)
+            s.sendall(b"GET /v2/health/ready HTTP/1.0\\r\\nHost: probe\\r\\n\\r\\n")
+            data = b""
+            while chunk := s.recv(4096):  # read to the end: closing early resets the server
+                data += chunk
+            return int(data.split(b" ")[1])
+    except Exception:
+        return 0
+while True:
+    out = {h: status(h) for h in hosts}
+    if all(v == 200 for v in out.values()) or time.monotonic() >= end:
+        break
+    time.sleep(0.1)
 print(json.dumps(out))
 """
+PROBE_ROUND = 3.0  # seconds one probe exec may poll before apply looks at the containers again
 
 
 def last_lines(logs: str, n: int = 20) -> str:
@@ -97,7 +113,6 @@ class DockerTarget:
         """Converge one deployment to ``r``: create, scale, or replace with zero downtime."""
         d = r.deployment
         net = self._network(C.base_name(self.project, d.target, d.name), d.name)
-        proxy = self._proxy(r, net.name)
         live = self._models(d.name)
         want = C.identity(C.model_labels(r))
         keep = [c for c in live if C.identity(c.labels) == want and self._serving(c, net.name)]
@@ -105,8 +120,13 @@ class DockerTarget:
         old = [c for c in live if C.identity(c.labels) != want]
         self._stop(leftovers, "leftover")
         start, retire = replica_moves(keep, d.replicas)
-        if start:
-            fresh = self._start(r, net.name, start)
+        fresh = self._start(r, net.name, start) if start else []
+        try:  # the front is made while the new containers boot
+            proxy = self._proxy(r, net.name)
+        except ApplyError:
+            self._stop(fresh, "failed")
+            raise
+        if fresh:
             self._await_ready(r, proxy, fresh, keep=old or keep)
             for c in fresh:  # the switch: the proxy sees each container from its next request on
                 net.disconnect(c)
@@ -172,7 +192,7 @@ class DockerTarget:
     def _await_ready(self, r: Rollout, proxy, fresh: list, keep: list) -> None:
         d = r.deployment
         deadline = time.monotonic() + d.readiness_timeout
-        urls = {c.id: f"http://{c.name}:{C.SERVING_PORT}/v2/health/ready" for c in fresh}
+        urls = {c.id: c.name for c in fresh}
         while True:
             failed = None
             for c in fresh:
@@ -181,7 +201,8 @@ class DockerTarget:
                     failed = (c, f"exited with code {c.attrs['State'].get('ExitCode')}")
                     break
             if failed is None:
-                status = self._probe(proxy, list(urls.values()))
+                budget = max(0.0, min(PROBE_ROUND, deadline - time.monotonic()))
+                status = self._probe(proxy, list(urls.values()), budget)
                 if all(status.get(u) == 200 for u in urls.values()):
                     self.log(f"{d.address}: {len(fresh)} new container(s) ready")
                     return
@@ -198,8 +219,9 @@ class DockerTarget:
                                  f"removed and {kept}. Its last log lines:\n{tail}")
             time.sleep(POLL)
 
-    def _probe(self, proxy, urls: list[str]) -> dict[str, int]:
-        res = proxy.exec_run(["python3", "-c", PROBE, *urls], user=C.PROXY_UID)
+    def _probe(self, proxy, hosts: list[str], budget: float) -> dict[str, int]:
+        cmd = ["python3", "-I", "-S", "-c", PROBE, f"{budget:.1f}", str(C.SERVING_PORT), *hosts]
+        res = proxy.exec_run(cmd, user=C.PROXY_UID)
         try:
             return json.loads(res.output.decode().strip().splitlines()[-1])
         except (ValueError, IndexError):

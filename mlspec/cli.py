@@ -149,7 +149,8 @@ def init(path: Path, name: str | None) -> int:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text")
 @click.option("--out", "out_file", type=click.Path(dir_okay=False, path_type=Path), help="Save the plan for `mlspec apply FILE`.")
 @click.option("--base", help="PR mode: compare the spec at this git ref with the working tree, touching no target.")
-@click.option("--refresh/--no-refresh", "refresh", default=True, help="--no-refresh (or --refresh=false) plans from the spec alone.")
+@click.option("--refresh", type=click.BOOL, default=True, show_default=True, metavar="BOOL",
+              help="--refresh=false plans from the spec alone, reading no target, registry or file.")
 @click.option("--detailed-exitcode", is_flag=True, help="Exit 0 no changes, 1 error, 2 changes.")
 @click.option("--color/--no-color", "color", default=None, help="Colour the text plan (default: on a terminal, unless NO_COLOR).")
 @click.option("--prune", is_flag=True, help="Plan deleting deployments gone from the spec.")

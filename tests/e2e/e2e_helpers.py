@@ -3,7 +3,8 @@
 Every test drives the real CLI in a subprocess (``python -m mlspec.cli -C DIR``) with a CI-like
 environment, against the real engine, on a copy of examples/quickstart that has a project name
 and published ports of its own. Everything it makes carries ``io.mlspec.project=<name>`` and is
-removed by :meth:`Project.cleanup`.
+removed by :meth:`Project.cleanup`. ``E2E_DEBUG=1`` (with ``pytest -s``) prints the output of
+every streamed run when it ends or is killed.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ruamel.yaml import YAML
 
@@ -151,6 +152,8 @@ class Running:
             pass
         self.proc.wait(timeout=30)
         self._reader.join(timeout=10)
+        if os.environ.get("E2E_DEBUG"):
+            print(f"\n--- killed after {time.monotonic() - self.started:.1f}s ---\n{self.output}")
 
     def finish(self, timeout: float = CLI_TIMEOUT) -> int:
         try:
@@ -159,7 +162,16 @@ class Running:
             self.kill()
             raise AssertionError(f"the run did not end within {timeout:g} s; output:\n{self.output}")
         self._reader.join(timeout=10)
+        if os.environ.get("E2E_DEBUG"):
+            print(f"\n--- run ended {rc} after {time.monotonic() - self.started:.1f}s ---\n{self.output}")
         return rc
+
+
+class Reply(NamedTuple):
+    start: float  # time.monotonic(), as Running.lines
+    end: float
+    version: str | None
+    error: str | None
 
 
 @dataclass
@@ -170,7 +182,7 @@ class Traffic:
     rows: list[list[float]]
     interval: float = 0.02
     max_seconds: float = 400
-    results: list[tuple[float, str | None, str | None]] = field(default_factory=list)
+    results: list[Reply] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._stop = threading.Event()
@@ -189,10 +201,10 @@ class Traffic:
             t = time.monotonic()
             try:
                 reply = infer(self.port, self.rows)
-                self.results.append((t, reply["model_version"], None))
+                self.results.append(Reply(t, time.monotonic(), reply["model_version"], None))
             except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
                 detail = e.read().decode(errors="replace")[:300] if isinstance(e, urllib.error.HTTPError) else ""
-                self.results.append((t, None, f"{type(e).__name__}: {e} {detail}".strip()))
+                self.results.append(Reply(t, time.monotonic(), None, f"{type(e).__name__}: {e} {detail}".strip()))
             self._stop.wait(self.interval)
 
     def stop(self) -> None:
@@ -200,16 +212,17 @@ class Traffic:
         self._thread.join(timeout=30)
 
     @property
-    def failures(self) -> list[tuple[float, str | None, str | None]]:
-        return [r for r in self.results if r[2] is not None]
+    def failures(self) -> list[Reply]:
+        return [r for r in self.results if r.error is not None]
 
     def versions(self, since: float = 0.0, until: float = float("inf")) -> set[str]:
-        return {v for t, v, e in self.results if since <= t < until and v is not None}
+        """Versions of the answers that came back between ``since`` and ``until``."""
+        return {r.version for r in self.results if since <= r.end < until and r.version is not None}
 
     def summary(self) -> str:
         fails = self.failures
         return (f"{len(self.results)} request(s), {len(fails)} failed"
-                + "".join(f"\n  {t:.2f}: {e}" for t, _, e in fails[:10]))
+                + "".join(f"\n  {r.start:.2f}: {r.error}" for r in fails[:10]))
 
 
 class Project:

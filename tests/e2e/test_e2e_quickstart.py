@@ -67,8 +67,8 @@ def test_a_version_bump_under_load_fails_no_request(qs):
     assert res.rc == 0, res
     assert len(traffic.results) > 50, traffic.summary()
     assert not traffic.failures, traffic.summary()
-    assert traffic.results[0][1] == "1.0.0"
-    assert traffic.results[-1][1] == "1.1.0"
+    assert traffic.results[0].version == "1.0.0"
+    assert traffic.results[-1].version == "1.1.0"
     models = assert_converged(qs, version="1.1.0")
     assert not old & {c.id for c in models}
     labels, _ = host_prediction("1.1.0")

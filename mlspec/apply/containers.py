@@ -16,7 +16,7 @@ from mlspec.errors import ApplyError
 from mlspec.plan.hashing import config_hash, deployment_labels, sha256_json
 from mlspec.spec.model import Deployment
 
-ALIAS = "mlspec-backend"  # network alias of the containers in rotation; the proxy resolves it
+ALIAS_PREFIX = "mlspec-backend-"  # + deployment: the alias of its containers in rotation
 SERVING_PORT = 8080
 PROXY_PORT = 8080
 UID = "10001:10001"  # matches the built-in template; used when an image would run as root
@@ -38,6 +38,17 @@ class Rollout:
     @property
     def config_hash(self) -> str:
         return config_hash(self.deployment, self.image)
+
+
+def network_name(project: str, target: str) -> str:
+    # One network per project and target, not per deployment: the engine's default address pools
+    # hold about 30 bridge networks, and a target may carry many more deployments than that.
+    return f"mlspec-{project}-{target}"
+
+
+def alias(deployment: str) -> str:
+    """The network alias of a deployment's containers in rotation; its front resolves it."""
+    return ALIAS_PREFIX + deployment
 
 
 def base_name(project: str, target: str, deployment: str) -> str:
@@ -122,7 +133,7 @@ def proxy_create_args(r: Rollout, proxy_image: str, network: str, publish_addres
     return {
         "image": proxy_image, "name": base_name(r.project, d.target, d.name) + "-proxy",
         "command": ["python3", "-c", PROXY_SOURCE], "labels": proxy_labels(r, chash),
-        "environment": {"MLSPEC_PROXY_BACKEND": ALIAS, "MLSPEC_PROXY_PORT": str(PROXY_PORT),
+        "environment": {"MLSPEC_PROXY_BACKEND": alias(d.name), "MLSPEC_PROXY_PORT": str(PROXY_PORT),
                         "MLSPEC_PROXY_BACKEND_PORT": str(SERVING_PORT)},
         "ports": {f"{PROXY_PORT}/tcp": (publish_address, d.port)}, "network": network,
         "mem_limit": PROXY_MEMORY, "detach": True, **hardening(PROXY_UID),

@@ -2,11 +2,12 @@
 
 How traffic switches on a single host
 -------------------------------------
-Each deployment owns a user-defined bridge network ``mlspec-<project>-<target>-<deployment>``
-and one small front container ``…-proxy`` (the base image running ``mlspec/apply/proxy.py``)
-that holds the deployment's published port. Model containers join that network; only those
-*in rotation* carry the network alias ``mlspec-backend``, which the proxy resolves through
-Docker's embedded DNS on every request. The published port therefore never moves, and the set of
+The project has one user-defined bridge network per target, ``mlspec-<project>-<target>`` (the
+engine's default address pools allow only about 30 networks, so not one per deployment). Each
+deployment has one small front container ``…-<deployment>-proxy`` (the base image running
+``mlspec/apply/proxy.py``) that holds the deployment's published port. Model containers join the
+network; only those *in rotation* carry the alias ``mlspec-backend-<deployment>``, which the
+front resolves through Docker's embedded DNS on every request. The published port therefore never moves, and the set of
 backends is exactly the set of aliased, running containers.
 
 ``deploy`` converges a deployment to its :class:`Rollout` from whatever is live:
@@ -112,10 +113,10 @@ class DockerTarget:
     def deploy(self, r: Rollout) -> None:
         """Converge one deployment to ``r``: create, scale, or replace with zero downtime."""
         d = r.deployment
-        net = self._network(C.base_name(self.project, d.target, d.name), d.name)
+        net = self._network(C.network_name(self.project, d.target))
         live = self._models(d.name)
         want = C.identity(C.model_labels(r))
-        keep = [c for c in live if C.identity(c.labels) == want and self._serving(c, net.name)]
+        keep = [c for c in live if C.identity(c.labels) == want and self._serving(c, net.name, d.name)]
         leftovers = [c for c in live if C.identity(c.labels) == want and c not in keep]
         old = [c for c in live if C.identity(c.labels) != want]
         self._stop(leftovers, "leftover")
@@ -130,28 +131,44 @@ class DockerTarget:
             self._await_ready(r, proxy, fresh, keep=old or keep)
             for c in fresh:  # the switch: the proxy sees each container from its next request on
                 net.disconnect(c)
-                net.connect(c, aliases=[C.ALIAS])
+                net.connect(c, aliases=[C.alias(d.name)])
                 self.log(f"{d.address}: {c.name} in rotation")
         self._stop(retire + old, "old")
 
     def destroy(self, deployment: str) -> None:
-        """Remove a deployment's containers, its front and its network."""
+        """Remove a deployment's containers and its front (and the network, with the last one)."""
         scope = C.scope_labels(self.project, self.target, deployment)
         found = self.client.containers.list(all=True, filters={"label": C.label_filter(scope)})
         self._stop([c for c in found if c.labels.get(L.ROLE) != "proxy"], "removed")
         self._stop([c for c in found if c.labels.get(L.ROLE) == "proxy"], "removed")
-        for net in self.client.networks.list(filters={"label": C.label_filter(scope)}):
-            net.remove()
+        self._drop_network_if_unused()
 
     # -- steps -------------------------------------------------------------------------------
 
-    def _network(self, name: str, deployment: str):
+    def _network(self, name: str):
         found = [n for n in self.client.networks.list(names=[name]) if n.name == name]
         if found:
             return found[0]
         self.log(f"network {name}: create")
-        labels = C.scope_labels(self.project, self.target, deployment) | {L.ROLE: "network"}
-        return self.client.networks.create(name, driver="bridge", labels=labels, check_duplicate=True)
+        labels = C.scope_labels(self.project, self.target) | {L.ROLE: "network"}
+        try:
+            return self.client.networks.create(name, driver="bridge", labels=labels, check_duplicate=True)
+        except docker.errors.APIError as exc:
+            found = [n for n in self.client.networks.list(names=[name]) if n.name == name]
+            if found:  # made by a parallel deploy of another deployment a moment ago
+                return found[0]
+            raise ApplyError(f"could not create the network {name} ({exc.explanation}); free "
+                             "address pools with `docker network prune`.") from exc
+
+    def _drop_network_if_unused(self) -> None:
+        # Deployments share the project's network on this target: it goes with the last of them.
+        for net in self.client.networks.list(names=[C.network_name(self.project, self.target)]):
+            net.reload()
+            if not net.attrs.get("Containers"):
+                try:
+                    net.remove()
+                except docker.errors.APIError:
+                    pass  # a parallel deploy just joined it
 
     def _proxy(self, r: Rollout, network: str):
         args = C.proxy_create_args(r, self.proxy_image, network, self.publish_address)
@@ -254,11 +271,11 @@ class DockerTarget:
         return self._role(deployment, "model")
 
     @staticmethod
-    def _serving(c, network: str) -> bool:
+    def _serving(c, network: str, deployment: str) -> bool:
         if c.status != "running":
             return False
         aliases = c.attrs["NetworkSettings"]["Networks"].get(network, {}).get("Aliases") or []
-        return C.ALIAS in aliases
+        return C.alias(deployment) in aliases
 
     def _ensure_image(self, image: str) -> None:
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
+import socket
 import threading
 import time
 
@@ -12,7 +13,7 @@ import pytest
 
 from apply_helpers import infer, output
 from mlspec import labels as L
-from mlspec.apply.containers import ALIAS, Rollout
+from mlspec.apply.containers import Rollout, alias
 from mlspec.apply.docker_target import DockerTarget
 from mlspec.errors import ApplyError
 
@@ -68,6 +69,21 @@ def test_a_deployment_serves_through_its_front_with_every_label_and_hardening(en
     assert hc["PortBindings"] in (None, {})  # only the front publishes a port
     target.deploy(r)  # a second apply changes nothing
     assert [x.id for x in models(engine, r.project)] == [c.id]
+
+
+def test_deployments_on_one_target_share_a_network_but_not_their_backends(engine, target, rollout):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port_b = s.getsockname()[1]
+    target.deploy(rollout("1.0.0"))
+    target.deploy(rollout("1.1.0", name="churn-b", port=port_b))
+    for _ in range(5):
+        assert infer(rollout.port, ROW)["model_version"] == "1.0.0"
+        assert infer(port_b, ROW)["model_version"] == "1.1.0"
+    target.destroy("churn-b")
+    assert engine.networks.list(names=[f"mlspec-{target.project}-local"])  # churn still uses it
+    target.destroy("churn")
+    assert not engine.networks.list(names=[f"mlspec-{target.project}-local"])
 
 
 def test_a_missing_secret_variable_is_named_and_nothing_starts(engine, target, rollout, monkeypatch):
@@ -184,13 +200,13 @@ def test_a_version_that_never_gets_ready_is_removed_and_the_old_one_keeps_servin
     assert [c.id for c in models(engine, target.project)] == [old.id]
     assert load.failed == [] and load.versions == {"1.0.0"}
     old.reload()
-    assert ALIAS in old.attrs["NetworkSettings"]["Networks"][f"mlspec-{target.project}-local-churn"]["Aliases"]
+    assert alias("churn") in old.attrs["NetworkSettings"]["Networks"][f"mlspec-{target.project}-local"]["Aliases"]
 
 
 def test_killed_before_the_switch_the_next_deploy_converges(engine, target, rollout):
     r = rollout("1.1.0")
     target.deploy(rollout("1.0.0"))
-    net = f"mlspec-{target.project}-local-churn"
+    net = f"mlspec-{target.project}-local"
     # What a SIGKILL after "new container started" leaves: a container with the new hash, not in rotation.
     from mlspec.apply import containers as C
     user = engine.images.get(r.image).attrs["Config"]["User"]

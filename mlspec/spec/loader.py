@@ -1,7 +1,8 @@
 """Read YAML with positions, validate it with the wire models, and never lose where an error came from.
 
 Every problem is reported as ``path:line:col: key.path: message`` (STYLE.md §4): a pydantic
-``loc`` is walked through the ruamel node tree to the mark of the key or value it names.
+``loc`` is walked through the node tree to the mark of the key or value it names. libyaml reads
+the tree when it is sure to read it as ruamel does (fastyaml.py), ruamel otherwise.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from ruamel.yaml.events import DocumentStartEvent
 from ruamel.yaml.scalarbool import ScalarBoolean
 
 from mlspec.errors import SpecProblem
+from mlspec.spec import fastyaml
+from mlspec.spec.fastyaml import PosMap, PosSeq
 from mlspec.spec.wire import API_VERSION, UNION_TAGS, ModelDoc, ProjectDoc
 
 KINDS: dict[str, type[BaseModel]] = {"Project": ProjectDoc, "Model": ModelDoc}
@@ -49,6 +52,10 @@ def key_path(loc: tuple) -> str:
     return out
 
 
+_MAPS, _SEQS = (CommentedMap, PosMap), (CommentedSeq, PosSeq)
+_NODES = _MAPS + _SEQS
+
+
 def locate(node: Any, loc: tuple, *, key_only: bool = False) -> tuple[int, int]:
     """1-based line and column of the deepest node of ``loc`` that exists.
 
@@ -57,20 +64,20 @@ def locate(node: Any, loc: tuple, *, key_only: bool = False) -> tuple[int, int]:
     is the problem (unknown keys).
     """
     line, col = 0, 0
-    if isinstance(node, (CommentedMap, CommentedSeq)):
+    if isinstance(node, _NODES):
         line, col = node.lc.line, node.lc.col
     for i, part in enumerate(loc):
         last = i == len(loc) - 1
-        if isinstance(node, CommentedMap) and part in node:
+        if isinstance(node, _MAPS) and part in node:
             kl, kc = node.lc.key(part)
             vl, vc = node.lc.value(part)
             # An empty value has no node of its own (ruamel marks the next token): use the key.
             line, col = (kl, kc) if (key_only and last) or node[part] is None else (vl, vc)
             node = node[part]
-        elif isinstance(node, CommentedSeq) and isinstance(part, int) and 0 <= part < len(node):
+        elif isinstance(node, _SEQS) and isinstance(part, int) and 0 <= part < len(node):
             line, col = node.lc.item(part)
             node = node[part]
-        elif isinstance(node, (CommentedMap, CommentedSeq)):
+        elif isinstance(node, _NODES):
             continue  # a union tag or a missing key: stay on the enclosing node
         else:
             break
@@ -84,6 +91,9 @@ def _yaml() -> YAML:
 
 
 def parse_yaml(text: str, rel: str) -> tuple[Any, list[SpecProblem]]:
+    fast = fastyaml.load(text)
+    if fast is not fastyaml.UNSURE:
+        return fast, []
     try:
         docs = list(_yaml().load_all(text))
     except MarkedYAMLError as e:
@@ -193,7 +203,7 @@ def load_document(text: str, rel: str, expect: str | None = None) -> tuple[Docum
     if problems:
         return Document(rel, None, None), problems
     doc = Document(rel, raw, None)
-    if not isinstance(raw, CommentedMap):
+    if not isinstance(raw, _MAPS):
         return doc, [SpecProblem(rel, 1, 1, "", "expected a mapping with apiVersion and kind")]
     # apiVersion and kind first, clearly: nothing else is checked against an unknown schema.
     api = raw.get("apiVersion")
@@ -206,7 +216,8 @@ def load_document(text: str, rel: str, expect: str | None = None) -> tuple[Docum
         msg = "required key is missing" if kind is None else f"unknown kind; expected {want}"
         return doc, [doc.at(("kind",), msg)]
     try:
-        model = KINDS[kind].model_validate(_plain_booleans(raw, set()))
+        # libyaml's trees hold plain bools already (an anchor sends the file to ruamel).
+        model = KINDS[kind].model_validate(raw if isinstance(raw, PosMap) else _plain_booleans(raw, set()))
     except ValidationError as e:
         out = []
         for err in e.errors(include_url=False):

@@ -32,6 +32,7 @@ front, which is the one moment of interruption; the planner shows it as a replac
 from __future__ import annotations
 
 import json
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
@@ -107,6 +108,7 @@ class DockerTarget:
                  publish_address: str = "0.0.0.0", on_log: Log = lambda line: None):
         self.client, self.project, self.target = client, project, target
         self.proxy_image, self.publish_address, self.log = proxy_image, publish_address, on_log
+        self._net_lock = threading.Lock()
 
     # -- public ------------------------------------------------------------------------------
 
@@ -146,6 +148,12 @@ class DockerTarget:
     # -- steps -------------------------------------------------------------------------------
 
     def _network(self, name: str):
+        # Serialized: the engine's duplicate-name check is not atomic, and deployments of one
+        # target are rolled out in parallel (the target lock keeps other processes out).
+        with self._net_lock:
+            return self._network_locked(name)
+
+    def _network_locked(self, name: str):
         found = [n for n in self.client.networks.list(names=[name]) if n.name == name]
         if found:
             return found[0]

@@ -31,9 +31,7 @@ front, which is the one moment of interruption; the planner shows it as a replac
 
 from __future__ import annotations
 
-import json
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -42,46 +40,12 @@ import docker.errors
 
 from mlspec import labels as L
 from mlspec.apply import containers as C
+from mlspec.apply import readiness
 from mlspec.apply.containers import Rollout
 from mlspec.errors import ApplyError
 
 Log = Callable[[str], None]
 STOP_TIMEOUT = 30  # seconds of drain before SIGKILL; the server drains in 10 s by default
-POLL = 0.25
-# Runs inside the front: polls every candidate for up to argv[1] seconds and prints their
-# readiness statuses. One short-lived interpreter per wait round (not per poll), with no site
-# packages and no urllib, keeps the polls off a busy host's CPUs.
-PROBE = """
-import json, socket, sys, time
-budget, port, hosts = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
-end = time.monotonic() + budget
-def status(host):
-    try:
-        with socket.create_connection((host, port), timeout=1) as s:
-            s.settimeout(2)
-            s.sendall(b"GET /v2/health/ready HTTP/1.0\\r\\nHost: probe\\r\\n\\r\\n")
-            data = b""
-            while chunk := s.recv(4096):  # read to the end: closing early resets the server
-                data += chunk
-            return int(data.split(b" ")[1])
-    except Exception:
-        return 0
-while True:
-    out = {h: status(h) for h in hosts}
-    if all(v == 200 for v in out.values()) or time.monotonic() >= end:
-        break
-    time.sleep(0.1)
-print(json.dumps(out))
-"""
-PROBE_ROUND = 3.0  # seconds one probe exec may poll before apply looks at the containers again
-
-
-def last_lines(logs: str, n: int = 20) -> str:
-    """The log's last lines without our own readiness polls, which would bury the reason."""
-    lines = [x for x in logs.splitlines() if not ('"/v2/health/ready"' in x and '"request"' in x)]
-    return "\n".join(lines[-n:])
-
-
 def created(c) -> tuple[str, str]:
     # RFC 3339 with the fraction's trailing zeros trimmed: pad it so text order is time order.
     stamp = c.attrs.get("Created", "").rstrip("Z")
@@ -216,41 +180,16 @@ class DockerTarget:
 
     def _await_ready(self, r: Rollout, proxy, fresh: list, keep: list) -> None:
         d = r.deployment
-        deadline = time.monotonic() + d.readiness_timeout
-        urls = {c.id: c.name for c in fresh}
-        while True:
-            failed = None
-            for c in fresh:
-                c.reload()
-                if c.status in ("exited", "dead") or c.attrs["RestartCount"] > 0:
-                    failed = (c, f"exited with code {c.attrs['State'].get('ExitCode')}")
-                    break
-            if failed is None:
-                budget = max(0.0, min(PROBE_ROUND, deadline - time.monotonic()))
-                status = self._probe(proxy, list(urls.values()), budget)
-                if all(status.get(u) == 200 for u in urls.values()):
-                    self.log(f"{d.address}: {len(fresh)} new container(s) ready")
-                    return
-                if time.monotonic() >= deadline:
-                    c = next(c for c in fresh if status.get(urls[c.id]) != 200)
-                    failed = (c, f"was not ready within {d.readiness_timeout:g} s")
-            if failed is not None:
-                c, why = failed
-                tail = last_lines(c.logs(tail=300).decode(errors="replace"))
-                self._stop(fresh, "unready")
-                kept = (f"{len(keep)} running container(s) keep serving" if keep
-                        else "nothing was serving before")
-                raise ApplyError(f"{d.address}: version {d.version} ({c.name}) {why}; it was "
-                                 f"removed and {kept}. Its last log lines:\n{tail}")
-            time.sleep(POLL)
-
-    def _probe(self, proxy, hosts: list[str], budget: float) -> dict[str, int]:
-        cmd = ["python3", "-I", "-S", "-c", PROBE, f"{budget:.1f}", str(C.SERVING_PORT), *hosts]
-        res = proxy.exec_run(cmd, user=C.PROXY_UID)
-        try:
-            return json.loads(res.output.decode().strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            return {}
+        failed = readiness.wait(proxy, fresh, d.readiness_timeout)
+        if failed is None:
+            self.log(f"{d.address}: {len(fresh)} new container(s) ready")
+            return
+        c, why = failed
+        tail = readiness.last_lines(c.logs(tail=300).decode(errors="replace"))
+        self._stop(fresh, "unready")
+        kept = f"{len(keep)} running container(s) keep serving" if keep else "nothing was serving before"
+        raise ApplyError(f"{d.address}: version {d.version} ({c.name}) {why}; it was "
+                         f"removed and {kept}. Its last log lines:\n{tail}")
 
     def _stop(self, found: list, why: str) -> None:
         # SIGTERM and wait: the server drains what is in flight; the proxy already retries

@@ -8,6 +8,8 @@ import json
 import urllib.request
 from pathlib import Path
 
+import docker.errors
+
 from mlspec import labels as L
 from mlspec.apply.build import render_dockerfile
 from mlspec.plan.hashing import image_tag
@@ -34,9 +36,11 @@ def cleanup(client, project: str) -> None:
         c.remove(force=True)
     for n in client.networks.list(filters=scope):
         n.remove()
-    for image in client.images.list(filters=scope):
-        for tag in image.tags:
-            client.images.remove(tag, force=True)
+    for image in client.images.list(filters=scope):  # tagged or dangling (a re-used tag)
+        try:
+            client.images.remove(image.id, force=True)
+        except docker.errors.NotFound:
+            pass
 
 
 def infer(port: int, rows: list[list[float]], timeout: float = 10) -> dict:

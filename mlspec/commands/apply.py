@@ -15,15 +15,12 @@ from typing import Callable, Iterable, TextIO
 from mlspec.apply import lock as locks
 from mlspec.apply.applier import Applier
 from mlspec.apply.wiring import Engines, real_backends
-from mlspec.commands.plan import _options, load, render, use_color
+from mlspec.commands.plan import _options, live_plan, load, render, use_color
 from mlspec.errors import MlspecError
-from mlspec.plan.planner import plan as make_plan
 from mlspec.plan.records import Plan
 from mlspec.plan.saved import check_fresh, load_plan, observed_fingerprint, spec_digest
 from mlspec.spec.model import Spec
-from mlspec.state.build_inputs import DiskSource, desired_builds, desired_images
 from mlspec.state.docker_reader import client_for
-from mlspec.state.observe import observe
 
 
 @dataclass(frozen=True)
@@ -80,21 +77,16 @@ def head_commit(root: Path) -> str:
         return ""
 
 
-def live_plan(root: Path, spec: Spec, texts: dict[str, str], opts: ApplyOptions, factory=client_for):
+def planned(spec: Spec, texts: dict[str, str], opts: ApplyOptions, factory=client_for):
+    """(builds, plan): a fresh plan of live state, or the saved one when it is still fresh."""
     saved = load_plan(opts.plan_file) if opts.plan_file else None
     o = saved.options if saved else {}
     options = _options(spec, o.get("models", opts.models), o.get("targets", opts.targets), o.get("prune", opts.prune))
-    builds = desired_builds(spec, source=DiskSource(root))
-    tags = desired_images(spec, builds)
-    from mlspec.generate import generate
-
-    files = generate(spec)
-    observed = observe(spec, tags, files, targets=options.targets, factory=factory)
-    fresh = make_plan(spec, observed, tags, files, options)
+    live = live_plan(spec, options, refresh=o.get("refresh", True), factory=factory)
     if saved:
-        check_fresh(saved, spec_digest(texts), observed_fingerprint(observed))
-        return spec, builds, saved.plan
-    return spec, builds, fresh
+        check_fresh(saved, spec_digest(texts), observed_fingerprint(live.observed))
+        return live.builds, saved.plan
+    return live.builds, live.plan
 
 
 def run_apply(root: str | Path, opts: ApplyOptions, *, out: TextIO, stdin: TextIO = sys.stdin,
@@ -109,7 +101,7 @@ def run_apply(root: str | Path, opts: ApplyOptions, *, out: TextIO, stdin: TextI
             for t in _lock_targets(spec, opts):
                 held = stack.enter_context(locks.held(engines.client(t), spec.project.name, t, command, opts.lock_timeout))
                 log(f"lock {held.name} taken (ID {held.id})")
-        spec, builds, plan = live_plan(root, spec, texts, opts, lambda t: engines.client(t.name))
+        builds, plan = planned(spec, texts, opts, lambda t: engines.client(t.name))
         out.write(render(plan, "text", color=use_color(out, opts.color)))
         if not plan.has_changes:
             return 0

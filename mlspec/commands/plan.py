@@ -9,6 +9,7 @@ the plan then covers only those, and generated files are not planned.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping, TextIO
 
@@ -26,6 +27,7 @@ from mlspec.state.build_inputs import DiskSource, Recipe, desired_builds, desire
 from mlspec.state.docker_reader import ClientFactory, client_for
 from mlspec.state.git_reader import GitSource
 from mlspec.state.observe import observe
+from mlspec.state.observed import Observed
 
 FORMATS = ("text", "json", "markdown")
 Generate = Callable[[Spec], Mapping[str, str]]
@@ -88,6 +90,24 @@ def pr_plan(root: Path, spec: Spec, base: str, options: PlanOptions, recipe: Rec
                    head_tags=desired_images(spec, head_builds), head_builds=head_builds, options=options)
 
 
+@dataclass(frozen=True)
+class LivePlan:
+    """A plan of live state with what it was made from (apply needs the builds; --out the rest)."""
+
+    plan: Plan
+    builds: Mapping
+    observed: Observed
+
+
+def live_plan(spec: Spec, options: PlanOptions, *, refresh: bool = True, recipe: Recipe | None = None,
+              generate: Generate | None = None, factory: ClientFactory = client_for) -> LivePlan:
+    builds = desired_builds(spec, source=DiskSource(spec.root), recipe=recipe)
+    tags = desired_images(spec, builds)
+    files = dict((generate or _default_generate())(spec))
+    observed = observe(spec, tags, files, refresh=refresh, targets=options.targets, factory=factory)
+    return LivePlan(plan(spec, observed, tags, files, options), builds, observed)
+
+
 def run_plan(root: str | Path = ".", *, out_stream: TextIO, fmt: str = "text", color: bool | None = None,
              refresh: bool = True, base: str | None = None, out_file: str | Path | None = None,
              detailed_exitcode: bool = False, models: Iterable[str] = (), targets: Iterable[str] = (),
@@ -103,13 +123,10 @@ def run_plan(root: str | Path = ".", *, out_stream: TextIO, fmt: str = "text", c
     if base:
         result = pr_plan(root, spec, base, options, recipe)
     else:
-        builds = desired_builds(spec, source=DiskSource(root), recipe=recipe)
-        tags = desired_images(spec, builds)
-        files = dict((generate or _default_generate())(spec))
-        observed = observe(spec, tags, files, refresh=refresh, targets=options.targets, factory=factory)
-        result = plan(spec, observed, tags, files, options)
+        live = live_plan(spec, options, refresh=refresh, recipe=recipe, generate=generate, factory=factory)
+        result = live.plan
         if out_file:
-            saved = SavedPlan(result, spec_digest(texts), observed_fingerprint(observed),
+            saved = SavedPlan(result, spec_digest(texts), observed_fingerprint(live.observed),
                               {"prune": prune, "models": sorted(options.models), "targets": sorted(options.targets),
                                "refresh": refresh})
             save_plan(out_file, saved)

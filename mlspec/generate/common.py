@@ -20,7 +20,9 @@ import jinja2
 from ruamel.yaml import YAML
 
 from mlspec.errors import MlspecError
+from mlspec.generate.fastdump import dump_block
 from mlspec.generate.promql import promql_problems
+from mlspec.spec import fastyaml
 from mlspec.spec.model import Spec
 from mlspec.spec.units import DURATION_RE, NAME_RE, VERSION_RE, duration_seconds
 
@@ -55,7 +57,7 @@ class GenerateError(MlspecError):
 
 
 def printable(text: str, *, newlines: bool = False) -> bool:
-    return all(c.isprintable() or (newlines and c == "\n") for c in text)
+    return (text.replace("\n", "") if newlines else text).isprintable()
 
 
 def check(problems: list[str], ok: bool, where: str, message: str) -> None:
@@ -178,6 +180,9 @@ def render_promql(env: jinja2.Environment, name: str, **context: Any) -> str:
 
 
 def load_yaml(text: str, name: str) -> Any:
+    fast = fastyaml.load(text, "safe")  # libyaml where it reads as ruamel does (issue 3: speed)
+    if fast is not fastyaml.UNSURE:
+        return fast
     try:
         return YAML(typ="safe", pure=True).load(text)
     except Exception as e:  # ruamel raises many classes; all mean the same here
@@ -186,6 +191,9 @@ def load_yaml(text: str, name: str) -> Any:
 
 def dump_yaml(data: Any) -> str:
     """Deterministic block YAML with the header, for files built as data (promtool tests)."""
+    fast = dump_block(data)  # the same bytes, written directly where it is sure (issue 3: speed)
+    if fast is not None:
+        return YAML_HEADER + fast
     y = YAML(typ="safe", pure=True)
     y.default_flow_style = False
     y.sort_base_mapping_type_on_output = False  # keep insertion order

@@ -17,6 +17,7 @@ tests/spec/test_fast_loader.py compares the two on the corpus and on random docu
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -147,6 +148,20 @@ def load(text: str, kind: str = "rt") -> Any:
         return UNSURE
 
 
+def _resolve(value: str) -> str | None:
+    """The tag ruamel's YAML 1.2 resolver gives a plain scalar, None for a string."""
+    for tag, regexp in _RESOLVERS.get(value[:1], ()):
+        if regexp.match(value):
+            return tag
+    return None
+
+
+@functools.lru_cache(maxsize=4096)  # writers ask again and again for '1m', 'page', label values
+def plain_resolves_to_str(value: str) -> bool:
+    """Whether ``value``, written plain, reads back as this string (writers quote it otherwise)."""
+    return _resolve(value) is None
+
+
 def _plain_enough(text: str) -> bool:
     if "&" in text or "<<" in text or "\t" in text or text.startswith("%") or "\n%" in text:
         return False
@@ -198,10 +213,8 @@ class _Builder:
             return value
         if tag != "?plain":
             raise _Unsure
-        for resolved, regexp in _RESOLVERS.get(value[:1], ()):
-            if regexp.match(value):
-                break
-        else:
+        resolved = _resolve(value)
+        if resolved is None:
             return value
         if resolved == _NULL:
             return None

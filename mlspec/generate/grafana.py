@@ -8,11 +8,11 @@ Grafana keeps and ignores. uids come from names, so they are stable across runs 
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 
 import jinja2
 
+from mlspec.generate.jsontext import dumps_indented
 from mlspec.generate.common import HEADER, decimal_text, JSON_HEADER_KEY, GenerateError, expect_equal, load_yaml, render, uid
 from mlspec.generate.rules import QUANTILES, RANGE
 from mlspec.spec.model import Model, Spec
@@ -114,7 +114,7 @@ def dashboard(spec: Spec, model: Model) -> dict:
 
 
 def dashboard_json(spec: Spec, model: Model) -> str:
-    return json.dumps(dashboard(spec, model), indent=2, ensure_ascii=False) + "\n"
+    return dumps_indented(dashboard(spec, model)) + "\n"  # json.dumps' text, faster (issue 3)
 
 
 def provisioning(spec: Spec, env: jinja2.Environment) -> dict[str, str]:

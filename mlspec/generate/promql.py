@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import re
+
 
 def _printable(text: str) -> bool:
-    return all(c.isprintable() or c == "\n" for c in text)
+    return text.replace("\n", "").isprintable()
 
 
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
+# The only characters that change the state below: the loop jumps from one to the next.
+_SIGNIFICANT = re.compile(r"[\"'`#()\[\]{}\\\n]")
 
 
 def promql_problems(expr: str) -> list[str]:
@@ -23,7 +27,11 @@ def promql_problems(expr: str) -> list[str]:
     stack: list[str] = []
     quote = None
     i = 0
-    while i < len(expr):
+    while True:
+        m = _SIGNIFICANT.search(expr, i)
+        if m is None:
+            break
+        i = m.start()
         c = expr[i]
         if quote:
             if c == "\\" and quote != "`":

@@ -11,6 +11,7 @@ the text of :func:`render_dockerfile` (pure) without building anything.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.resources
 import os
@@ -25,6 +26,7 @@ import jinja2
 
 from mlspec import labels as L
 from mlspec.errors import ApplyError
+from mlspec.generate.common import templates_key
 from mlspec.spec.model import Model, Spec, Version
 from mlspec.apply.wheels import copy_wheels, fetch_wheels, requirements
 
@@ -39,8 +41,21 @@ Log = Callable[[str], None]
 
 
 def _environment(spec: Spec) -> jinja2.Environment:
+    # One per templates folder and process while its files stay as they are: the plan renders a
+    # Dockerfile per deployed version, and a new environment compiles the template again (issue 3).
+    folder = str(spec.root / spec.project.templates)
+    key = templates_key(folder)
+    return _new_environment(folder) if key is None else _cached_environment(folder, key)
+
+
+@functools.lru_cache(maxsize=16)
+def _cached_environment(folder: str, key: tuple) -> jinja2.Environment:
+    return _new_environment(folder)
+
+
+def _new_environment(folder: str) -> jinja2.Environment:
     builtin = jinja2.FileSystemLoader(str(importlib.resources.files("mlspec.templates")))
-    loaders = [jinja2.FileSystemLoader(str(spec.root / spec.project.templates)), builtin]
+    loaders = [jinja2.FileSystemLoader(folder), builtin]
     return jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
                               keep_trailing_newline=True, autoescape=False)
 

@@ -1,13 +1,15 @@
-"""The fast YAML paths of generation read and write exactly what ruamel does, or step aside.
+"""The fast paths of generation read and write exactly what ruamel and json do, or step aside.
 
-load_yaml's parse-back check reads rendered files with libyaml (mlspec/spec/fastyaml.py) and
-dump_yaml writes promtool tests directly (mlspec/generate/fastdump.py): both must agree with
-ruamel's safe loader and dumper byte for byte and value for value, or answer unsure.
+load_yaml's parse-back check reads rendered files with libyaml (mlspec/spec/fastyaml.py),
+dump_yaml writes promtool tests directly (mlspec/generate/fastdump.py), dashboards are indented
+by mlspec/generate/jsontext.py: each must agree with ruamel's safe loader and dumper or with
+json.dumps byte for byte and value for value, or answer unsure.
 """
 
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import pytest
@@ -17,6 +19,7 @@ from ruamel.yaml import YAML
 
 from mlspec.generate.common import YAML_HEADER, dump_yaml
 from mlspec.generate.fastdump import dump_block
+from mlspec.generate.jsontext import dumps_indented
 from mlspec.spec import fastyaml
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "generate"
@@ -71,3 +74,16 @@ def test_random_documents_are_written_as_ruamel_writes_them(data):
     fast = dump_block(data)
     if fast is not None:
         assert fast == ruamel_dump(data)
+
+
+JSONISH = st.recursive(st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=20)),
+                       lambda inner: st.one_of(st.lists(inner, max_size=4), st.tuples(inner),
+                                               st.dictionaries(st.one_of(st.text(max_size=8), st.integers()), inner,
+                                                               max_size=4)),
+                       max_leaves=30)
+
+
+@SETTINGS
+@given(JSONISH)
+def test_dashboards_are_written_as_json_dumps_writes_them(value):
+    assert dumps_indented(value) == json.dumps(value, indent=2, ensure_ascii=False)

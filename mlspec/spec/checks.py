@@ -5,6 +5,7 @@ Run only on documents that passed schema validation; each problem is located to 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -25,14 +26,19 @@ def inside_repo(root: Path, rel: str) -> tuple[Path | None, str | None]:
     if norm == ".." or norm.startswith(".." + os.sep):
         return None, "escapes the repo (..)"
     full = root / norm
-    real_root = root.resolve()
+    real_root = _realpath(os.path.abspath(root))  # absolute: a relative root moves with the cwd
     try:
-        real = full.resolve()
+        real = os.path.realpath(full)  # what Path.resolve() does, without building Paths (issue 3)
     except (OSError, RuntimeError, ValueError):
         return None, "cannot be resolved (symlink loop?)"
-    if real != real_root and real_root not in real.parents:
+    if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
         return None, "escapes the repo through a symlink"
     return full, None
+
+
+@functools.lru_cache(maxsize=8)  # the repo root, asked once per path checked
+def _realpath(root: str) -> str:
+    return os.path.realpath(root)
 
 
 _digests: dict[tuple[str, int, int], str] = {}

@@ -46,7 +46,9 @@ _BLOCK_HEADER = re.compile(r"[|>][-+]?(?:[ ]*|[ ]+#.*)$")
 _MAX_OPENERS = 5000
 # Deeper than any spec: ruamel decides (its recursion limit, "nested too deeply", comes far sooner).
 _MAX_DEPTH = 64  # '[', '{', '-', ':', '?': an upper bound on the depth of nesting
-_RESOLVERS = VersionedResolver(version=(1, 2)).versioned_resolver
+# ruamel's YAML 1.2 implicit resolvers, their lazily compiled patterns compiled now.
+_RESOLVERS = {first: [(tag, re.compile(rx.pattern, rx.flags)) for tag, rx in rules]
+              for first, rules in VersionedResolver(version=(1, 2)).versioned_resolver.items()}
 _CONSTRUCTORS = {"rt": YAML(typ="rt").constructor, "safe": YAML(typ="safe", pure=True).constructor}
 
 

@@ -167,6 +167,12 @@ class Running:
         return rc
 
 
+def _wall(monotonic: float) -> str:
+    """A time.monotonic() moment as UTC wall-clock time, to line it up with the CLI's log lines."""
+    t = time.time() - (time.monotonic() - monotonic)
+    return time.strftime("%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+
+
 class Reply(NamedTuple):
     start: float  # time.monotonic(), as Running.lines
     end: float
@@ -222,7 +228,38 @@ class Traffic:
     def summary(self) -> str:
         fails = self.failures
         return (f"{len(self.results)} request(s), {len(fails)} failed"
-                + "".join(f"\n  {r.start:.2f}: {r.error}" for r in fails[:10]))
+                + "".join(f"\n  {_wall(r.start)} ({r.end - r.start:.1f} s): {r.error}" for r in fails[:10]))
+
+
+def on_terminal(cmd: list[str], env: dict[str, str], answer: str, timeout: float = CLI_TIMEOUT) -> Result:
+    """Run ``cmd`` with a pseudo-terminal for stdin and stdout; type ``answer`` at the prompt."""
+    import pty
+
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(cmd, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True)
+    os.close(slave)
+    out, answered = b"", False
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not chunk:
+                break
+            out += chunk
+            if not answered and b"Enter a value:" in out:
+                os.write(master, answer.encode() + b"\n")
+                answered = True
+        rc = proc.wait(timeout=max(1.0, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        os.close(master)
+    text = re.sub(r"\x1b\[[0-9;]*m", "", out.decode(errors="replace")).replace("\r\n", "\n")
+    return Result(rc, text, "")
 
 
 class Project:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from e2e_helpers import (STAMP, assert_converged, by_role, free_port, infer, val_rows)
+from e2e_helpers import STAMP, assert_converged, by_role, cli_env, free_port, infer, on_terminal, val_rows
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -198,3 +198,18 @@ def test_destroy_asks_then_removes_everything(cli):
     assert plan.rc == 2, plan
     assert "deployment.churn.local will be created" in plan.out
     assert re.search(r"Plan: \d+ to add, 0 to change, 0 to destroy\.", plan.out), plan.out
+
+
+def test_on_a_terminal_apply_asks_and_shows_elapsed_progress(cli):
+    env = cli_env(CI="")  # a laptop: no CI, a terminal
+    env.pop("CI")
+    no = on_terminal(cli.cmd("apply"), env, "no")
+    assert no.rc == 1, no
+    assert "Do you want to perform these actions? Only 'yes' will be accepted." in no.out
+    assert "Apply cancelled." in no.out
+    assert cli.containers() == []
+    yes = on_terminal(cli.cmd("apply"), env, "yes")
+    assert yes.rc == 0, yes
+    assert re.search(r"^\[\s*\d+\.\ds\] deployment\.churn\.local: version 1\.1\.0 serving$", yes.out, re.M), yes.out
+    assert not re.search(r"^\d{4}-\d\d-\d\dT", yes.out, re.M)
+    assert infer(cli.port, ROWS)["model_version"] == "1.1.0"

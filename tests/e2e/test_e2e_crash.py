@@ -82,6 +82,9 @@ def test_killed_during_a_build(crash):
     run = crash.start("apply", "--auto-approve")
     kill_at(run, rf"Step \d+/\d+ : RUN echo {crash.nonce}-1\.0\.0")
     assert "in rotation" not in run.output
+    t0 = time.monotonic()  # --lock-timeout waits for the holder, who never comes back
+    waited = crash.apply("--lock-timeout", "2", timeout=60)
+    assert waited.rc == 1 and "is locked" in waited.err and time.monotonic() - t0 >= 2, waited
     converged = recover(crash)
     assert "building" in converged.output  # the killed build left no image behind
     assert_converged(crash, version="1.0.0", replicas=REPLICAS)

@@ -45,8 +45,8 @@ _digests: dict[tuple[str, int, int], str] = {}
 
 
 def sha256_file(path: Path) -> str:
-    st = path.stat()
-    key = (str(path.resolve()), st.st_size, st.st_mtime_ns)
+    st = os.stat(path)
+    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
     if key not in _digests:
         h = hashlib.sha256()
         with path.open("rb") as f:

@@ -150,6 +150,7 @@ def load(text: str, kind: str = "rt") -> Any:
         return UNSURE
 
 
+@functools.lru_cache(maxsize=8192)  # keys and common values repeat in every file
 def _resolve(value: str) -> str | None:
     """The tag ruamel's YAML 1.2 resolver gives a plain scalar, None for a string."""
     for tag, regexp in _RESOLVERS.get(value[:1], ()):
@@ -158,7 +159,6 @@ def _resolve(value: str) -> str | None:
     return None
 
 
-@functools.lru_cache(maxsize=4096)  # writers ask again and again for '1m', 'page', label values
 def plain_resolves_to_str(value: str) -> bool:
     """Whether ``value``, written plain, reads back as this string (writers quote it otherwise)."""
     return _resolve(value) is None
@@ -171,7 +171,7 @@ def _plain_enough(text: str) -> bool:
         return False
     if "\r" in text and text.count("\r") != text.count("\r\n"):
         return False  # a lone CR
-    return sum(text.count(c) for c in "[{-:?") <= _MAX_OPENERS
+    return len(text) <= _MAX_OPENERS or sum(text.count(c) for c in "[{-:?") <= _MAX_OPENERS
 
 
 class _Builder:

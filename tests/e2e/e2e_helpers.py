@@ -349,6 +349,15 @@ class Project:
                 n.remove()
             except Exception:  # noqa: BLE001
                 pass
+        # Images tagged under this project's registry path are this run's alone. Local tags
+        # (mlspec/<model>:<version>-<hash>) are content-addressed and shared: the next run reuses them.
+        for image in self.client.images.list(filters={"label": f"{PROJECT_LABEL}={self.name}"}):
+            for tag in image.tags:
+                if f"/{self.name}/" in tag:
+                    try:
+                        self.client.images.remove(tag)
+                    except Exception:  # noqa: BLE001 - in use elsewhere, or gone
+                        pass
 
 
 def by_role(project: Project) -> dict[str, list]:

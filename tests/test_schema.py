@@ -19,7 +19,7 @@ from ruamel.yaml import YAML
 from mlspec.cli import main
 from mlspec.spec.schema import schema_texts
 
-jsonschema = pytest.importorskip("jsonschema")
+import jsonschema
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMAS = ROOT / "schemas"

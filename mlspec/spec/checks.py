@@ -41,12 +41,14 @@ def _realpath(root: str) -> str:
     return os.path.realpath(root)
 
 
-_digests: dict[tuple[str, int, int], str] = {}
+_digests: dict[tuple[str, int, int, int, int], str] = {}
 
 
 def sha256_file(path: Path) -> str:
     st = os.stat(path)
-    key = (os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    # The path as given (a realpath per artifact cost more than the digest of a small one) and the
+    # file it reaches now: another file later at that path has another inode, size or mtime.
+    key = (os.path.abspath(path), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
     if key not in _digests:
         h = hashlib.sha256()
         with path.open("rb") as f:

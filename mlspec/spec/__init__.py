@@ -9,6 +9,7 @@ from typing import Mapping
 from mlspec.errors import SpecError, SpecProblem
 from mlspec.spec.build import build_model, build_project
 from mlspec.spec.checks import check_across, check_model, check_project
+from mlspec.spec.fastyaml import gc_paused
 from mlspec.spec.loader import load_document, read_text
 from mlspec.spec.model import Spec
 
@@ -40,6 +41,11 @@ def read_repo(root: Path) -> tuple[dict[str, str], list[SpecProblem]]:
 
 def load_texts(texts: Mapping[str, str], root: Path, *, check_files: bool = True) -> Spec:
     """Validate spec file texts (from disk or from a git ref); ``check_files`` checks paths and digests under ``root``."""
+    with gc_paused():
+        return _load_texts(texts, root, check_files)
+
+
+def _load_texts(texts: Mapping[str, str], root: Path, check_files: bool) -> Spec:
     problems: list[SpecProblem] = []
     project_doc = None
     if PROJECT_FILE in texts:

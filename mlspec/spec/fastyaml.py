@@ -35,7 +35,7 @@ except ImportError:  # pragma: no cover
     yaml = None
 
 UNSURE = object()
-_STR, _NULL = "tag:yaml.org,2002:str", "tag:yaml.org,2002:null"
+_NULL = "tag:yaml.org,2002:null"
 _TYPED = {f"tag:yaml.org,2002:{t}" for t in ("int", "float", "bool", "timestamp")}
 # Printable as ruamel's reader has it, less the characters the two parsers may treat differently:
 # NEL and the Unicode line and paragraph separators (line breaks in YAML 1.1 only), a BOM.
@@ -45,9 +45,11 @@ _UNUSUAL = re.compile("[^\n\r\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff0
 _BARE_INDICATOR = re.compile(r"(?:^|[\s\[{,])[!?](?=[\s,\[\]{}]|$)")
 # A block scalar header as both read it: no indentation indicator, a comment only after a space.
 _BLOCK_HEADER = re.compile(r"[|>][-+]?(?:[ ]*|[ ]+#.*)$")
+# '[', '{', '-', ':', '?' bound the depth of nesting: with more, libyaml's composer (which
+# recurses in C) is not given the file.
 _MAX_OPENERS = 5000
 # Deeper than any spec: ruamel decides (its recursion limit, "nested too deeply", comes far sooner).
-_MAX_DEPTH = 64  # '[', '{', '-', ':', '?': an upper bound on the depth of nesting
+_MAX_DEPTH = 64
 # ruamel's YAML 1.2 implicit resolvers, their lazily compiled patterns compiled now.
 _RESOLVERS = {first: [(tag, re.compile(rx.pattern, rx.flags)) for tag, rx in rules]
               for first, rules in VersionedResolver(version=(1, 2)).versioned_resolver.items()}
@@ -62,7 +64,7 @@ if yaml is not None:
 
     class _Composer(CParser):
         # libyaml calls resolve only for nodes without an explicit tag: mark those, leave the
-        # rest to ruamel. Resolution itself happens in _scalar, by ruamel's YAML 1.2 rules.
+        # rest to ruamel. Resolution itself happens in _Builder.scalar, by ruamel's YAML 1.2 rules.
         def resolve(self, kind, value, implicit):
             if kind is yaml.ScalarNode:
                 return "?plain" if implicit[0] else "?quoted" if implicit[1] else "?tagged"

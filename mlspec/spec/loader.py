@@ -102,6 +102,8 @@ def parse_yaml(text: str, rel: str) -> tuple[Any, list[SpecProblem]]:
         return None, [SpecProblem(rel, line, col, "", f"invalid YAML: {_yaml_problem(e)}")]
     except RecursionError:
         return None, [SpecProblem(rel, 1, 1, "", "invalid YAML: nested too deeply")]
+    except NotImplementedError as e:  # ruamel's round-trip reader gives up on some comment layouts
+        return None, [SpecProblem(rel, 1, 1, "", f"cannot read this YAML ({e}); move the comment onto its own line")]
     except (YAMLError, ValueError) as e:  # ruamel raises plain errors on some inputs
         return None, [SpecProblem(rel, 1, 1, "", f"invalid YAML: {type(e).__name__}")]
     if not docs:

@@ -43,7 +43,6 @@ def test_there_are_rendered_files_to_compare():
     assert len(RENDERED) > 5 and any(p.name.endswith(".test.yml") for p in RENDERED)
 
 
-@pytest.mark.skipif(not fastyaml.available(), reason="PyYAML without libyaml")
 @pytest.mark.parametrize("path", RENDERED, ids=lambda p: str(p.relative_to(GOLDEN)))
 def test_rendered_files_read_back_as_ruamel_reads_them(path):
     text = path.read_text()

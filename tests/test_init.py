@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
-import pytest
+import sklearn
 from click.testing import CliRunner
 
 import mlspec.scaffold
 from mlspec.cli import main
 from mlspec.spec import load_spec
 from mlspec.spec.schema import schema_texts
-
-import sklearn  # noqa: F401,E402  (in the test extras; init trains its example with it)
 
 
 def run(*args: str):
@@ -32,8 +29,6 @@ def test_init_makes_a_repo_validate_accepts(tmp_path):
     checked = run("validate", str(repo))
     assert checked.exit_code == 0, checked.output
     assert checked.stdout.startswith("Valid: project fraud-models, 1 model(s), 1 version(s), 1 deployment(s), 1 target(s).")
-    import sklearn
-
     (model,) = load_spec(repo).models
     assert model.framework == "sklearn"
     assert model.versions[0].python_packages["scikit-learn"] == sklearn.__version__

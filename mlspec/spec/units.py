@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
@@ -47,59 +47,27 @@ def _not_a_number(what: str, hint: str = ""):
     return BeforeValidator(check)
 
 
-Name = Annotated[
-    str,
-    Field(json_schema_extra={"pattern": NAME_RE}),
-    AfterValidator(_matches(NAME_RE, "a name: lowercase letters, digits and '-', starting with a letter, at most 63 characters")),
-]
-Version = Annotated[
-    str,
-    _not_a_number("a semantic version such as 1.2.0", " (unquoted, YAML reads 1.0 as a number)"),
-    Field(json_schema_extra={"pattern": VERSION_RE}),
-    AfterValidator(_matches(VERSION_RE, "a semantic version such as 1.2.0")),
-]
-Duration = Annotated[
-    str,
-    _not_a_number("a duration such as 250ms, 30s, 5m, 1h or 30d"),
-    Field(json_schema_extra={"pattern": DURATION_RE}),
-    AfterValidator(_matches(DURATION_RE, "a duration such as 250ms, 30s, 5m, 1h or 30d")),
-]
-Size = Annotated[
-    str,
-    _not_a_number("a size such as 512m or 2g (units b, k, m, g)"),
-    Field(json_schema_extra={"pattern": SIZE_RE}),
-    AfterValidator(_matches(SIZE_RE, "a size such as 512m or 2g (units b, k, m, g)")),
-]
-Comparison = Annotated[
-    str,
-    _not_a_number('a comparison such as ">= 0.90" (operators >=, <=, >, <, ==)'),
-    Field(json_schema_extra={"pattern": COMPARISON_RE}),
-    AfterValidator(_matches(COMPARISON_RE, "a comparison such as \">= 0.90\" (operators >=, <=, >, <, ==)")),
-]
-Sha256 = Annotated[
-    str,
-    _not_a_number("a sha256 digest: 64 lowercase hex characters", "; quote it (unquoted, YAML reads it as a number)"),
-    Field(json_schema_extra={"pattern": SHA256_RE}),
-    AfterValidator(_matches(SHA256_RE, "a sha256 digest: 64 lowercase hex characters")),
-]
-EnvName = Annotated[
-    str,
-    Field(json_schema_extra={"pattern": ENV_NAME_RE}),
-    AfterValidator(_matches(ENV_NAME_RE, "an environment variable name")),
-]
-ALERT_NAME_RE = r"^[A-Za-z][A-Za-z0-9_]*$"
-AlertName = Annotated[
-    str,
-    Field(json_schema_extra={"pattern": ALERT_NAME_RE}),
-    AfterValidator(_matches(ALERT_NAME_RE, "an alert name: letters, digits and '_', starting with a letter")),
-]
+def _text(pattern: str, what: str, number_hint: str | None = None) -> Any:
+    """A str that must match ``pattern``: the pattern goes into the JSON Schema for editors, the
+    check gives one sentence saying what is wanted. ``number_hint`` (when given) turns a YAML
+    number in its place into that sentence instead of pydantic's "must be a string"."""
+    parts: list[Any] = [Field(json_schema_extra={"pattern": pattern}), AfterValidator(_matches(pattern, what))]
+    if number_hint is not None:
+        parts.insert(0, _not_a_number(what, number_hint))
+    return Annotated[(str, *parts)]
 
+
+Name = _text(NAME_RE, "a name: lowercase letters, digits and '-', starting with a letter, at most 63 characters")
+Version = _text(VERSION_RE, "a semantic version such as 1.2.0", " (unquoted, YAML reads 1.0 as a number)")
+Duration = _text(DURATION_RE, "a duration such as 250ms, 30s, 5m, 1h or 30d", "")
+Size = _text(SIZE_RE, "a size such as 512m or 2g (units b, k, m, g)", "")
+Comparison = _text(COMPARISON_RE, 'a comparison such as ">= 0.90" (operators >=, <=, >, <, ==)', "")
+Sha256 = _text(SHA256_RE, "a sha256 digest: 64 lowercase hex characters", "; quote it (unquoted, YAML reads it as a number)")
+EnvName = _text(ENV_NAME_RE, "an environment variable name")
+ALERT_NAME_RE = r"^[A-Za-z][A-Za-z0-9_]*$"
+AlertName = _text(ALERT_NAME_RE, "an alert name: letters, digits and '_', starting with a letter")
 # A package pin: one exact version, never a range (a pickle loads only under the version that wrote it).
-Pin = Annotated[
-    str,
-    Field(json_schema_extra={"pattern": r"^[^<>=!~*,\s]+$"}),
-    AfterValidator(_matches(r"^[^<>=!~*,\s]+$", "one exact version, such as 1.5.2, not a range")),
-]
+Pin = _text(r"^[^<>=!~*,\s]+$", "one exact version, such as 1.5.2, not a range")
 
 
 def duration_seconds(text: str) -> float:

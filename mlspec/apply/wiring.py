@@ -12,6 +12,7 @@ from mlspec.apply.applier import Backends, Log
 from mlspec.apply.backends import DockerEngineTarget, DockerImages
 from mlspec.apply.base_image import resolve_base_image
 from mlspec.apply.evaluate import evaluate
+from mlspec.apply.swarm_target import SwarmTarget
 from mlspec.errors import ApplyError
 from mlspec.generate import write_files
 from mlspec.spec.model import Spec, Target
@@ -82,14 +83,15 @@ def real_backends(spec: Spec, engines: Engines, log: Log, commit: str = "") -> B
                 images[where or ""] = DockerImages(engines.client(where), spec, engines.base_image(where), commit)
             return images[where or ""]
 
-    def target(name: str) -> DockerEngineTarget:
+    def target(name: str) -> DockerEngineTarget | SwarmTarget:
         t = spec.project.target(name)
-        if t.type != "docker":
-            raise ApplyError(f"target {name} is of type {t.type}; this mlspec applies to type docker targets only.")
+        if t.type not in ("docker", "swarm"):
+            raise ApplyError(f"target {name} is of type {t.type}; mlspec applies to docker and swarm targets.")
+        kind = SwarmTarget if t.type == "swarm" else DockerEngineTarget
         with guard:
             if name not in targets:
-                targets[name] = DockerEngineTarget(engines.client(name), spec.project.name, name,
-                                                   engines.base_image(name), on_log=log)
+                targets[name] = kind(engines.client(name), spec.project.name, name,
+                                     engines.base_image(name), on_log=log)
             return targets[name]
 
     return Backends(images_for, HostGates(spec), target, RepoFiles(spec.root), registry=bool(spec.project.registry))

@@ -1,0 +1,130 @@
+"""Helpers of the swarm tests (imported by name: tests/ is not a package)."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import hashlib
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import docker.errors
+
+from mlspec import labels as L
+from mlspec.apply.build import render_dockerfile
+from mlspec.plan.hashing import image_tag
+from mlspec.spec.model import Spec
+
+QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def with_project(spec: Spec, **changes) -> Spec:
+    return dataclasses.replace(spec, project=dataclasses.replace(spec.project, **changes))
+
+
+def tag_for(spec: Spec, model: str, version: str) -> tuple[str, str]:
+    """A tag of this project's own: removing it at the end cannot take another session's image."""
+    m = spec.model(model)
+    bhash = hashlib.sha256(render_dockerfile(spec, m, version).encode()).hexdigest()
+    return image_tag(spec.project.registry or f"mlspec-{spec.project.name}", model, version, bhash), bhash
+
+
+def services(client, project: str) -> list:
+    return client.services.list(filters={"label": f"{L.PROJECT}={project}"})
+
+
+def cleanup(client, project: str) -> None:
+    scope = {"label": f"{L.PROJECT}={project}"}
+    for s in services(client, project):
+        s.remove()
+    for c in client.containers.list(all=True, filters=scope):  # the lock, task containers
+        c.remove(force=True)
+    deadline = time.monotonic() + 60
+    for n in client.networks.list(filters=scope):
+        while True:  # removed tasks still drain on the network for a while
+            try:
+                n.remove()
+                break
+            except docker.errors.NotFound:
+                break
+            except docker.errors.APIError:  # in use until the removed tasks are gone
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+    for image in client.images.list(filters=scope):
+        for tag in image.tags:
+            client.images.remove(tag, force=True)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def val_rows(n: int = 8) -> list[list[float]]:
+    with (QUICKSTART / "models" / "churn" / "val.csv").open() as f:
+        reader = csv.reader(f)
+        next(reader)
+        return [[float(x) for x in row[:-1]] for _, row in zip(range(n), reader)]
+
+
+def infer(port: int, rows: list[list[float]], timeout: float = 10) -> dict:
+    body = json.dumps({"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0])],
+                                   "datatype": "FP64", "data": [x for r in rows for x in r]}]})
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/churn/infer",
+                                 data=body.encode(), headers={"Content-Type": "application/json"})
+    with NO_PROXY.open(req, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+class Traffic:
+    """A bounded loop of inference requests, each on a fresh connection, in a thread."""
+
+    def __init__(self, port: int, rows: list[list[float]], interval: float = 0.02, max_seconds: float = 400):
+        self.port, self.rows, self.interval, self.max_seconds = port, rows, interval, max_seconds
+        self.results: list[tuple[float, str | None, str | None]] = []  # (time, version, error)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "Traffic":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        end = time.monotonic() + self.max_seconds
+        while not self._stop.is_set() and time.monotonic() < end:
+            t = time.monotonic()
+            try:
+                self.results.append((t, infer(self.port, self.rows)["model_version"], None))
+            except (urllib.error.URLError, OSError, ValueError, KeyError) as e:
+                detail = e.read().decode(errors="replace")[:200] if isinstance(e, urllib.error.HTTPError) else ""
+                self.results.append((t, None, f"{type(e).__name__}: {e} {detail}".strip()))
+            self._stop.wait(self.interval)
+
+    @property
+    def failures(self) -> list:
+        return [r for r in self.results if r[2] is not None]
+
+    def versions(self) -> list[str]:
+        """Versions answered, in order, with repeats collapsed."""
+        out: list[str] = []
+        for _, v, _ in self.results:
+            if v and (not out or out[-1] != v):
+                out.append(v)
+        return out
+
+    def summary(self) -> str:
+        fails = self.failures
+        return (f"{len(self.results)} request(s), {len(fails)} failed"
+                + "".join(f"\n  {t:.2f}: {e}" for t, _, e in fails[:10]))

@@ -1,0 +1,169 @@
+"""SwarmTarget on the real engine in swarm mode: create, a rolling update under load, a scale that
+leaves tasks alone, a broken version rolled back while the old one serves, destroy.
+
+The tests run in file order on one deployment: each starts from the state the previous one left.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+
+import pytest
+
+from mlspec import labels as L
+from mlspec.apply.containers import Rollout, model_labels
+from mlspec.apply.swarm_target import SwarmTarget
+from mlspec.errors import ApplyError
+from mlspec.spec.model import Target
+from mlspec.state.docker_reader import read_target
+from swarm_helpers import Traffic, free_port, infer, services, val_rows
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+ROWS = val_rows(8)
+TARGET = "swarm"
+NAME = "mlspec-{project}-swarm-churn"
+
+
+@pytest.fixture(autouse=True)
+def secret_env(monkeypatch):
+    monkeypatch.setenv("CHURN_API_KEY", "swarm-test-not-a-real-key")
+
+
+@pytest.fixture(scope="module")
+def port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def target(engine, project_name, base_image) -> SwarmTarget:
+    lines: list[str] = []
+    t = SwarmTarget(engine, project_name, TARGET, base_image, on_log=lines.append)
+    t.lines = lines  # type: ignore[attr-defined]
+    return t
+
+
+def rollout(quickstart, images, port: int, version: str, **changes) -> Rollout:
+    d = quickstart.model("churn").deployments[0]
+    d = dataclasses.replace(d, target=TARGET, version=version, port=port, **changes)
+    tag, bhash = images[version]
+    return Rollout(quickstart.project.name, d, tag, bhash, "c0ffee")
+
+
+def model_service(engine, project_name):
+    return engine.services.get(NAME.format(project=project_name))
+
+
+def task_ids(engine, project_name) -> set[str]:
+    svc = model_service(engine, project_name)
+    return {t["ID"] for t in svc.tasks(filters={"desired-state": "running"})}
+
+
+def test_deploy_creates_a_service_that_serves_through_the_published_port(target, quickstart, images, port,
+                                                                        engine, project_name):
+    r = rollout(quickstart, images, port, "1.0.0", replicas=2)
+    started = time.monotonic()
+    target.deploy(r)
+    print(f"create: {time.monotonic() - started:.1f} s")
+    assert infer(port, ROWS)["model_version"] == "1.0.0"
+    svc = model_service(engine, project_name)
+    assert svc.attrs["Spec"]["Labels"] == model_labels(r)
+    assert svc.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Labels"] == model_labels(r)
+    # What the planner reads back: the service and its front, labels and replicas as made.
+    state = read_target(project_name, Target(TARGET, "swarm", None, False), lambda t: engine)
+    by_role = {c.role: c for c in state.containers}
+    assert set(by_role) == {"model", "proxy"}
+    assert by_role["model"].replicas == 2 and by_role["model"].running
+    assert by_role["model"].image == r.image
+    assert by_role["model"].env == {"LOG_LEVEL": "info", "API_KEY": None}
+    assert by_role["model"].memory == 512 * 1024 ** 2 and by_role["model"].cpus == 1.0
+    assert by_role["proxy"].ports == (port,)
+    for c in engine.containers.list(filters={"label": [f"{L.PROJECT}={project_name}", f"{L.ROLE}=model"]}):
+        assert c.attrs["Config"]["User"] == "10001:10001" and c.attrs["HostConfig"]["ReadonlyRootfs"]
+        # The image's own HEALTHCHECK command, probed on our schedule.
+        health = c.attrs["Config"]["Healthcheck"]
+        assert "/v2/health/ready" in " ".join(health["Test"]) and health["Interval"] == 2 * 10 ** 9
+        assert c.attrs["State"]["Health"]["Status"] == "healthy"
+
+
+def test_a_second_deploy_changes_nothing(target, quickstart, images, port, engine, project_name):
+    before = task_ids(engine, project_name)
+    target.deploy(rollout(quickstart, images, port, "1.0.0", replicas=2))
+    tasks = model_service(engine, project_name).tasks()
+    assert task_ids(engine, project_name) == before, [(t["ID"], t["Status"], t["DesiredState"]) for t in tasks]
+
+
+def test_a_rolling_update_under_load(target, quickstart, images, port, engine, project_name):
+    r = rollout(quickstart, images, port, "1.1.0", replicas=2)
+    with Traffic(port, ROWS) as traffic:
+        time.sleep(1)
+        started = time.monotonic()
+        target.deploy(r)
+        print(f"rolling update: {time.monotonic() - started:.1f} s; {traffic.summary()}")
+        time.sleep(1)
+    assert len(traffic.results) > 50, traffic.summary()
+    assert set(traffic.versions()) == {"1.0.0", "1.1.0"}, traffic.versions()
+    assert traffic.versions()[0] == "1.0.0" and traffic.versions()[-1] == "1.1.0"
+    assert not traffic.failures, traffic.summary()
+    svc = model_service(engine, project_name)
+    assert svc.attrs["UpdateStatus"]["State"] == "completed"
+    assert svc.attrs["Spec"]["Labels"][L.VERSION] == "1.1.0"
+
+
+def test_a_replica_change_scales_without_restarting_tasks(target, quickstart, images, port, engine, project_name):
+    before = task_ids(engine, project_name)
+    target.deploy(rollout(quickstart, images, port, "1.1.0", replicas=3))
+    after = task_ids(engine, project_name)
+    assert before < after and len(after) == 3
+    svc = model_service(engine, project_name)
+    assert svc.attrs["Spec"]["Labels"][L.REPLICAS] == "3"
+    target.deploy(rollout(quickstart, images, port, "1.1.0", replicas=2))
+    assert len(task_ids(engine, project_name)) == 2 and task_ids(engine, project_name) <= after
+
+
+def test_an_update_left_running_by_a_killed_apply_is_awaited_by_the_next(target, quickstart, images, port,
+                                                                        engine, project_name, monkeypatch):
+    r = rollout(quickstart, images, port, "1.1.0", replicas=2, env={"LOG_LEVEL": "debug"})
+    dying = SwarmTarget(engine, project_name, TARGET, target.proxy_image)
+    monkeypatch.setattr(dying, "_await", lambda *args: None)  # killed right after the update call
+    dying.deploy(r)
+    assert model_service(engine, project_name).attrs["Spec"]["Labels"][L.CONFIG_HASH] == r.config_hash
+    target.deploy(r)  # the next apply: same spec, the update still running: it waits for it
+    svc = model_service(engine, project_name)
+    assert svc.attrs["UpdateStatus"]["State"] == "completed"
+    tasks = svc.tasks(filters={"desired-state": "running"})
+    assert len(tasks) == 2 and all(t["Status"]["State"] == "running" for t in tasks)
+    assert {t["Spec"]["ContainerSpec"]["Labels"][L.CONFIG_HASH] for t in tasks} == {r.config_hash}
+
+
+def test_a_broken_version_is_rolled_back_and_the_old_one_keeps_serving(target, quickstart, images, port,
+                                                                        engine, project_name):
+    before = task_ids(engine, project_name)
+    broken = rollout(quickstart, images, port, "1.0.0", replicas=2, readiness_timeout=10.0,
+                     env={"LOG_LEVEL": "info", "MLSPEC_FAIL_READY": "1"})
+    with Traffic(port, ROWS) as traffic:
+        started = time.monotonic()
+        with pytest.raises(ApplyError) as err:
+            target.deploy(broken)
+        print(f"refused after {time.monotonic() - started:.1f} s; {traffic.summary()}")
+    message = str(err.value)
+    assert "rolled back" in message and "Its last log lines:" in message, message
+    assert '"ready": false' in message, message  # the refused task's own start line
+    assert "swarm-test-not-a-real-key" not in message
+    assert len(traffic.results) > 50 and not traffic.failures, traffic.summary()
+    assert set(traffic.versions()) == {"1.1.0"}, traffic.summary()
+    assert task_ids(engine, project_name) == before
+    svc = model_service(engine, project_name)
+    assert svc.attrs["Spec"]["Labels"][L.VERSION] == "1.1.0"
+    assert infer(port, ROWS)["model_version"] == "1.1.0"
+
+
+def test_destroy_removes_the_services_and_the_network(target, engine, project_name):
+    target.destroy("churn")
+    assert services(engine, project_name) == []
+    # A swarm network's removal is accepted, then carried out by the manager a moment later.
+    deadline = time.monotonic() + 30
+    while engine.networks.list(filters={"label": f"{L.PROJECT}={project_name}"}):
+        assert time.monotonic() < deadline, "the overlay network is still there"
+        time.sleep(0.5)

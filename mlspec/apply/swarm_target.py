@@ -170,15 +170,14 @@ class SwarmTarget:
             self.api.create_service(**spec)
         deadline = time.monotonic() + FRONT_TIMEOUT
         while time.monotonic() < deadline:
-            tasks = [t for t in self.api.tasks(filters={"service": name})
-                     if task_hash(t) == labels[L.CONFIG_HASH]]
-            if any(t["Status"]["State"] == "running" for t in tasks):
-                self.log(f"{name}: listening on port {d.port} of every node")
-                return
-            bad = [t for t in tasks if t["Status"]["State"] in ("failed", "rejected")]
-            if bad:
-                raise ApplyError(f"{d.address}: the front could not publish port {d.port} "
-                                 f"({bad[0]['Status'].get('Err', 'failed')}); free the port or change it in the spec.")
+            states = {t["Status"]["State"]: t["Status"].get("Err") for t in self.api.tasks(
+                filters={"service": name}) if task_hash(t) == labels[L.CONFIG_HASH]}
+            if "running" in states:
+                return self.log(f"{name}: listening on port {d.port} of every node")
+            if "rejected" in states or "failed" in states:
+                raise ApplyError(f"{d.address}: the front could not publish port {d.port} ("
+                                 f"{states.get('rejected') or states.get('failed')}); free the port "
+                                 "or change it in the spec.")
             time.sleep(POLL)
         raise ApplyError(f"{d.address}: the front {name} did not start within {FRONT_TIMEOUT} s; "
                          f"see `docker service ps {name}`.")
@@ -211,13 +210,13 @@ class SwarmTarget:
     def _fail(self, svc: dict, r: Rollout, kind: str, state: str | None, mine: list, budget: float):
         d = r.deployment
         rolled = kind == "update" and state in DONE_BAD
-        why = (f"was rolled back by swarm ({svc['UpdateStatus'].get('Message', state)})" if rolled
-               else f"was not ready within {budget:g} s")
         # The task that tells most: one that failed, else one that ended, else the newest.
         rank = {"failed": 3, "rejected": 3, "complete": 2}
         task = max(mine, key=lambda t: (rank.get(t["Status"]["State"], 1), t["UpdatedAt"]), default=None)
-        if task is not None and task["Status"].get("Err"):
-            why += f"; task {task['ID'][:12]}: {task['Status']['Err']}"
+        err = (task or {}).get("Status", {}).get("Err")
+        why = (f"was rolled back by swarm ({svc['UpdateStatus'].get('Message', state)})" if rolled
+               else "failed" if err else f"was not ready within {budget:g} s")
+        why += f"; task {task['ID'][:12]}: {err}" if err else ""
         if kind == "create":
             self.api.remove_service(svc["ID"])
             kept = "its service was removed; nothing was serving before"
@@ -275,11 +274,10 @@ class SwarmTarget:
         for net in self.client.networks.list(names=[C.network_name(self.project, self.target)]):
             while True:
                 try:
-                    net.remove()
-                    break
+                    return net.remove()
                 except docker.errors.NotFound:
-                    break
+                    return None
                 except docker.errors.APIError:
                     if time.monotonic() >= deadline:
-                        break  # the next destroy takes it
+                        return None  # the next destroy takes it
                     time.sleep(POLL)

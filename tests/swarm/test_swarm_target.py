@@ -159,6 +159,18 @@ def test_a_broken_version_is_rolled_back_and_the_old_one_keeps_serving(target, q
     assert infer(port, ROWS)["model_version"] == "1.1.0"
 
 
+def test_a_new_deployment_that_cannot_start_is_removed(target, quickstart, images, engine, project_name):
+    r = dataclasses.replace(rollout(quickstart, images, free_port(), "1.1.0"), image=f"mlspec-{project_name}/gone:0")
+    r = dataclasses.replace(r, deployment=dataclasses.replace(r.deployment, name="ghost"))
+    with pytest.raises(ApplyError) as err:
+        target.deploy(r)
+    assert "failed; task" in str(err.value) and "No such image" in str(err.value), err.value
+    assert "its service was removed" in str(err.value)
+    names = {s.name for s in services(engine, project_name)}
+    assert f"mlspec-{project_name}-swarm-ghost" not in names  # its front stays, as on a docker target
+    target.destroy("ghost")
+
+
 def test_destroy_removes_the_services_and_the_network(target, engine, project_name):
     target.destroy("churn")
     assert services(engine, project_name) == []

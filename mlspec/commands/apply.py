@@ -61,8 +61,8 @@ def _confirm(out: TextIO, stdin: TextIO) -> bool:
 
 
 def _lock_targets(spec: Spec, opts: ApplyOptions) -> list[str]:
-    chosen = [t.name for t in spec.project.targets if not opts.targets or t.name in opts.targets]
-    return [t for t in sorted(chosen) if spec.project.target(t).type == "docker"]
+    # Every target is locked on its own engine (a swarm target on its manager).
+    return sorted(t.name for t in spec.project.targets if not opts.targets or t.name in opts.targets)
 
 
 def head_commit(root: Path) -> str:

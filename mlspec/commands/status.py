@@ -68,8 +68,6 @@ def run_status(root: str | Path, out: TextIO, factory=client_for) -> int:
     for r in rows:
         out.write("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() + "\n")
     for t in spec.project.targets:
-        if t.type != "docker":
-            continue
         held = locks.current(factory(t), spec.project.name, t.name)
         if held:
             out.write(f"\nTarget {t.name} is locked: {held.describe()} (ID {held.id}).\n")
@@ -80,9 +78,10 @@ def run_destroy(root: str | Path, out: TextIO, *, auto_approve: bool, stdin: Tex
                 lock_timeout: float = 0.0, factory=client_for) -> int:
     """Remove every deployment of this project on every docker target, after asking."""
     from mlspec.apply.docker_target import DockerTarget
+    from mlspec.apply.swarm_target import SwarmTarget
 
     spec, _ = load(Path(root))
-    states = read_targets(spec.project.name, [t for t in spec.project.targets if t.type == "docker"], factory)
+    states = read_targets(spec.project.name, spec.project.targets, factory)
     doomed = sorted({(t, c.deployment) for t, s in states.items() for c in s.containers})
     protected = sorted({f"{c.model}.{t}" for t, s in states.items() for c in s.containers
                         if c.labels.get(L.PREVENT_DESTROY) == "true"})
@@ -104,8 +103,10 @@ def run_destroy(root: str | Path, out: TextIO, *, auto_approve: bool, stdin: Tex
             return 1
     for tname in sorted({t for t, _ in doomed}):
         client = factory(spec.project.target(tname))
+        kind = SwarmTarget if spec.project.target(tname).type == "swarm" else DockerTarget
         with locks.held(client, spec.project.name, tname, "mlspec destroy", lock_timeout):
-            target = DockerTarget(client, spec.project.name, tname, proxy_image="", on_log=lambda line: None)
+            # Removing needs no front image: none is started.
+            target = kind(client, spec.project.name, tname, proxy_image="", on_log=lambda line: None)
             for t, dep in doomed:
                 if t == tname:
                     target.destroy(dep)
@@ -117,8 +118,6 @@ def run_destroy(root: str | Path, out: TextIO, *, auto_approve: bool, stdin: Tex
 def run_force_unlock(root: str | Path, lock_id: str, out: TextIO, factory=client_for) -> int:
     spec, _ = load(Path(root))
     for t in spec.project.targets:
-        if t.type != "docker":
-            continue
         try:
             gone = locks.force_unlock(factory(t), lock_id)
         except MlspecError:

@@ -166,34 +166,13 @@ def plan(fmt, out_file, base, refresh, detailed_exitcode, color, prune, models, 
 
 
 @main.command()
-@click.option("--check", is_flag=True, help="Write nothing; exit 2 when a generated file would change.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 2 when a generated file would change or go.")
 @handled
 def generate(check: bool) -> int:
     """Write the monitoring configuration (Prometheus, Alertmanager, Grafana) from the spec."""
-    from mlspec.generate import generate as generate_files
-    from mlspec.generate import stale_files, write_files
-    from mlspec.spec import load_spec
+    from mlspec.commands.generate import run_generate
 
-    spec = load_spec(".")
-    files = generate_files(spec)
-    if check:
-        from mlspec.state.files import read_files
-
-        on_disk = read_files(spec.root, files)
-        changed = sorted(p for p, text in files.items() if on_disk.get(p) != text)
-        for p in changed:
-            click.echo(f"  would change {p}")
-        return 2 if changed else 0
-    changed = write_files(spec.root, files)
-    stale = stale_files(spec.root, spec.project.monitoring.output, files)
-    for rel in stale:
-        (spec.root / rel).unlink()
-    for rel in changed:
-        click.echo(f"  wrote {rel}")
-    for rel in stale:
-        click.echo(f"  removed {rel}")
-    click.echo(f"Generated {len(files)} file(s): {len(changed)} changed, {len(stale)} removed.")
-    return 0
+    return run_generate(".", click.get_text_stream("stdout"), check=check)
 
 
 @main.command()

@@ -11,7 +11,7 @@ from mlspec.generate.alertmanager import alertmanager_yml
 from mlspec.generate.checks import check_custom_exprs, spec_problems
 from mlspec.generate.common import HEADER, GenerateError, environment
 from mlspec.generate.files import stale_files, write_files
-from mlspec.generate.grafana import dashboard_json, provisioning
+from mlspec.generate.grafana import dashboard_jsons, provisioning
 from mlspec.generate.prometheus import prometheus_yml, targets_files
 from mlspec.generate.promtests import test_file
 from mlspec.generate.rules import model_rules, render_rules
@@ -40,7 +40,7 @@ def generate(spec: Spec) -> dict[str, str]:
     files = {f"prometheus/{k}": v for k, v in prom.items()}
     files["alertmanager/alertmanager.yml"] = alertmanager_yml(spec, env)
     files.update(provisioning(spec, env))
-    for model in spec.models:
-        files[f"grafana/dashboards/{model.name}.json"] = dashboard_json(spec, model)
+    for model, text in dashboard_jsons(spec):
+        files[f"grafana/dashboards/{model.name}.json"] = text
     out = spec.project.monitoring.output.rstrip("/") + "/"
     return {out + k: files[k] for k in sorted(files)}

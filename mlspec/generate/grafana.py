@@ -9,13 +9,14 @@ Grafana keeps and ignores. uids come from names, so they are stable across runs 
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Iterator, NamedTuple
 
 import jinja2
 
-from mlspec.generate.jsontext import dumps_indented
+from mlspec.generate.jsontext import Template, dumps_indented, slot
 from mlspec.generate.common import HEADER, decimal_text, JSON_HEADER_KEY, GenerateError, expect_equal, load_yaml, render, uid
 from mlspec.generate.rules import QUANTILES, RANGE
-from mlspec.spec.model import Model, Spec
+from mlspec.spec.model import Model, Slo, Spec
 
 # Where Grafana reaches Prometheus and where the dashboards folder is mounted in Grafana: the
 # spec has no field for them yet; a project overrides the provisioning templates to change them.
@@ -115,6 +116,38 @@ def dashboard(spec: Spec, model: Model) -> dict:
 
 def dashboard_json(spec: Spec, model: Model) -> str:
     return dumps_indented(dashboard(spec, model)) + "\n"  # json.dumps' text, faster (issue 3)
+
+
+class _Shape(NamedTuple):
+    """What of a model a dashboard reads: name, owner and description only as text (they go in as
+    slot markers), slo for the shape. Reading any other field of the model fails here, loudly."""
+
+    name: str
+    owner: str
+    description: str | None
+    slo: Slo | None
+
+
+def dashboard_jsons(spec: Spec) -> Iterator[tuple[Model, str]]:
+    """``dashboard_json`` of every model: each shape (SLO or none, description or none) encoded
+    once, then filled with each model's texts, a tenth of the cost (issue 3)."""
+    templates: dict[tuple, Template | None] = {}
+    for model in spec.models:
+        key = (bool(model.description), model.slo)
+        texts = {"name": model.name, "owner": model.owner, "description": model.description or "",
+                 "uid": dashboard_uid(spec, model)}
+        if key not in templates:
+            stand = _Shape(slot("name"), slot("owner"), slot("description") if key[0] else None, model.slo)
+            value = dashboard(spec, stand)
+            value["uid"] = slot("uid")  # cut and digested as a whole: filled, not built from markers
+            templates[key] = Template(value)
+            whole = dashboard_json(spec, model)
+            if templates[key].fill(texts) + "\n" != whole:  # a shape this cannot fill: encode each whole
+                templates[key] = None
+            yield model, whole
+            continue
+        template = templates[key]
+        yield model, dashboard_json(spec, model) if template is None else template.fill(texts) + "\n"
 
 
 def provisioning(spec: Spec, env: jinja2.Environment) -> dict[str, str]:

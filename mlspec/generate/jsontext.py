@@ -4,11 +4,15 @@ With an indent, the standard library encodes in pure Python, one generator per l
 Grafana dashboard a model, 1,000 models, the largest cost of generation left (issue 3). This
 writes the same text straight into a list, strings through the C ``encode_basestring``, and
 hands anything unusual (NaN, non-string keys, other types) to json.dumps itself.
+
+``Template``: values that differ only in a few texts (a dashboard a model) are encoded once,
+with slot markers where those texts go, and filled per value.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from json.encoder import encode_basestring  # the C version when _json is built, as json.dumps uses
 
 
@@ -64,3 +68,31 @@ def _encode(o, newline: str, out: list[str]) -> None:
         out.append(newline + "]")
     else:
         raise _Unusual
+
+
+def slot(name: str) -> str:
+    """A marker to build into a value's strings where ``Template.fill`` later puts a text."""
+    return f"\x00slot:{name}\x00"
+
+
+_SLOT_RE = re.compile(r"\\u0000slot:(\w+)\\u0000")  # a marker as JSON escapes it
+
+
+class Template:
+    """The indented JSON text of a value built with slot markers, cut at the markers.
+
+    JSON escapes a string character by character, so a value whose strings hold texts in place
+    of the markers encodes as this text with each text's escaped form in place of its marker.
+    The caller builds no NUL into the value but through ``slot``.
+    """
+
+    __slots__ = ("parts",)
+
+    def __init__(self, value):
+        self.parts = _SLOT_RE.split(dumps_indented(value))  # literal, slot name, literal, ...
+
+    def fill(self, texts: dict[str, str]) -> str:
+        escaped = {k: encode_basestring(v)[1:-1] for k, v in texts.items()}
+        parts = self.parts[:]
+        parts[1::2] = [escaped[name] for name in parts[1::2]]
+        return "".join(parts)

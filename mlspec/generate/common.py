@@ -125,12 +125,22 @@ _YAML11_WORDS = {"y", "n", "yes", "no", "true", "false", "on", "off", "null"}
 def yaml_scalar(value: Any) -> str:
     """A YAML flow scalar that reads back as exactly ``value``: plain when that is unambiguous, else JSON
     (a subset of YAML), so no quote, newline or colon in a value can change the document's shape."""
+    if value.__class__ is str:
+        return _str_scalar(value)  # names, labels and durations repeat in every rules file (issue 3)
     if isinstance(value, str):
-        if not printable(value, newlines=True):
-            raise GenerateError([f"value {value[:40]!r}… holds a control character"])
-        if _PLAIN_RE.match(value) and value.lower() not in _YAML11_WORDS:
-            return value
+        return _text_scalar(value)
     return json.dumps(value, ensure_ascii=False)
+
+
+def _text_scalar(value: str) -> str:
+    if not printable(value, newlines=True):
+        raise GenerateError([f"value {value[:40]!r}… holds a control character"])
+    if _PLAIN_RE.match(value) and value.lower() not in _YAML11_WORDS:
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+_str_scalar = functools.lru_cache(maxsize=8192)(_text_scalar)  # a refusal raises: never cached
 
 
 def yaml_block(value: str, indent: int) -> str:

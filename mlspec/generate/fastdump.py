@@ -9,6 +9,7 @@ it returns None and dump_yaml asks ruamel; tests/generate/test_fast_yaml.py comp
 
 from __future__ import annotations
 
+import functools
 import re
 
 from mlspec.spec.fastyaml import plain_resolves_to_str
@@ -36,9 +37,10 @@ def dump_block(data: dict) -> str | None:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=8192)  # labels, values and names repeat in every file (issue 3)
 def _scalar(value: str) -> str:
-    if value.__class__ is not str or not _PLAIN.fullmatch(value) or value[-1] == " " or ": " in value \
-            or " #" in value or value[-1] == ":":
+    """Only ever given a str (the callers check its class: a subclass could hash like one)."""
+    if not _PLAIN.fullmatch(value) or value[-1] == " " or ": " in value or " #" in value or value[-1] == ":":
         raise _Unsure
     if plain_resolves_to_str(value):
         return value
@@ -58,10 +60,15 @@ def _inline(value) -> str | None:
     raise _Unsure  # numbers, booleans, None: ruamel's business
 
 
+@functools.lru_cache(maxsize=1024)
+def _plain_key(key: str) -> bool:
+    return bool(_KEY.fullmatch(key)) and plain_resolves_to_str(key)
+
+
 def _mapping(data: dict, indent: int, out: list[str], first_inline: bool = False) -> None:
     pad = " " * indent
     for i, (key, value) in enumerate(data.items()):
-        if key.__class__ is not str or not _KEY.fullmatch(key) or not plain_resolves_to_str(key):
+        if key.__class__ is not str or not _plain_key(key):
             raise _Unsure
         lead = "" if first_inline and i == 0 else pad
         text = _inline(value)

@@ -60,3 +60,16 @@ def test_each_dashboard_is_the_text_of_its_model_alone():
         assert [m for m, _ in got] == models
         for model, text in got:
             assert text == dashboard_json(spec, model)
+
+
+def test_cached_scalars_refuse_every_time_and_read_subclasses_as_text():
+    import pytest
+    from ruamel.yaml.scalarstring import LiteralScalarString
+
+    from mlspec.generate.common import GenerateError, yaml_scalar
+
+    for _ in range(2):
+        with pytest.raises(GenerateError):
+            yaml_scalar("a\x01b")
+    assert yaml_scalar(LiteralScalarString("yes")) == yaml_scalar("yes") == '"yes"'
+    assert yaml_scalar(1) == "1" and yaml_scalar(True) == "true"

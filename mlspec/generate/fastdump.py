@@ -47,19 +47,6 @@ def _scalar(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"  # ruamel quotes what would read back as another type
 
 
-def _inline(value) -> str | None:
-    """The text after 'key: ' or '- ' when the value fits on that line, else None."""
-    if value.__class__ is str:
-        return _scalar(value)
-    if value.__class__ is list and not value:
-        return "[]"
-    if value.__class__ is dict and not value:
-        return "{}"
-    if value.__class__ in (list, dict):
-        return None
-    raise _Unsure  # numbers, booleans, None: ruamel's business
-
-
 @functools.lru_cache(maxsize=1024)
 def _plain_key(key: str) -> bool:
     return bool(_KEY.fullmatch(key)) and plain_resolves_to_str(key)
@@ -67,29 +54,43 @@ def _plain_key(key: str) -> bool:
 
 def _mapping(data: dict, indent: int, out: list[str], first_inline: bool = False) -> None:
     pad = " " * indent
-    for i, (key, value) in enumerate(data.items()):
+    lead = "" if first_inline else pad
+    for key, value in data.items():
         if key.__class__ is not str or not _plain_key(key):
             raise _Unsure
-        lead = "" if first_inline and i == 0 else pad
-        text = _inline(value)
-        if text is not None:
-            out.append(f"{lead}{key}: {text}\n")
-        elif value.__class__ is dict:
-            out.append(f"{lead}{key}:\n")
-            _mapping(value, indent + 2, out)
+        cls = value.__class__
+        if cls is str:
+            out.append(f"{lead}{key}: {_scalar(value)}\n")
+        elif cls is dict:
+            if value:
+                out.append(f"{lead}{key}:\n")
+                _mapping(value, indent + 2, out)
+            else:
+                out.append(f"{lead}{key}: {{}}\n")
+        elif cls is list:
+            if value:
+                out.append(f"{lead}{key}:\n")
+                _sequence(value, indent + 2, out)
+            else:
+                out.append(f"{lead}{key}: []\n")
         else:
-            out.append(f"{lead}{key}:\n")
-            _sequence(value, indent + 2, out)
+            raise _Unsure  # numbers, booleans, None: ruamel's business
+        lead = pad
 
 
 def _sequence(items: list, indent: int, out: list[str]) -> None:
     pad = " " * indent
     for item in items:
-        text = _inline(item)
-        if text is not None:
-            out.append(f"{pad}- {text}\n")
-        elif item.__class__ is dict:
-            out.append(f"{pad}- ")
-            _mapping(item, indent + 2, out, first_inline=True)
+        cls = item.__class__
+        if cls is str:
+            out.append(f"{pad}- {_scalar(item)}\n")
+        elif cls is dict:
+            if item:
+                out.append(f"{pad}- ")
+                _mapping(item, indent + 2, out, first_inline=True)
+            else:
+                out.append(f"{pad}- {{}}\n")
+        elif cls is list and not item:
+            out.append(f"{pad}- []\n")
         else:
-            raise _Unsure  # a list in a list
+            raise _Unsure  # a list in a list; numbers, booleans, None

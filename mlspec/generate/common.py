@@ -145,6 +145,8 @@ _str_scalar = functools.lru_cache(maxsize=8192)(_text_scalar)  # a refusal raise
 
 def yaml_block(value: str, indent: int) -> str:
     """A multi-line string as a literal block scalar (readable PromQL in diffs); one line stays quoted."""
+    if value.__class__ is str and "\n" not in value:
+        return yaml_scalar(value)  # one line: what the split below decides, without it
     lines = [line.rstrip() for line in value.strip("\n").split("\n")]
     if len(lines) == 1 or lines[0][:1] in (" ", "\t") or not printable(value, newlines=True):
         return yaml_scalar(value)
@@ -198,6 +200,7 @@ def _environment(folder: str) -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         autoescape=False,
+        auto_reload=False,  # a changed templates folder is a new environment (templates_key): no stat a render
     )
     env.filters["yaml"] = yaml_scalar
     env.filters["block"] = yaml_block

@@ -12,6 +12,12 @@ def _printable(text: str) -> bool:
 _PAIRS = {"(": ")", "[": "]", "{": "}"}
 # The only characters that change the state below: the loop jumps from one to the next.
 _SIGNIFICANT = re.compile(r"[\"'`#()\[\]{}\\\n]")
+# The common case, decided by regexes (a generated rules file holds several expressions, issue 3):
+# no escape, backquote, comment or single quote; double-quoted strings closed on their line.
+_SCANNED_ONLY = re.compile(r"[\\`#']")
+_STRING = re.compile(r'"[^"\n]*"')
+_NOT_BRACKET = re.compile(r"[^()\[\]{}]+")
+_PAIR = re.compile(r"\(\)|\[\]|\{\}")
 
 
 def promql_problems(expr: str) -> list[str]:
@@ -24,6 +30,31 @@ def promql_problems(expr: str) -> list[str]:
         return ["expression is empty"]
     if not _printable(expr):
         return ["expression holds a control character"]
+    if _plainly_valid(expr):
+        return []
+    return _scan(expr)
+
+
+def _plainly_valid(expr: str) -> bool:
+    """True only for an expression the scan below passes; False leaves it to the scan (and its message).
+
+    A quote the string pattern skips (a newline before its closing quote) stays behind and fails
+    the check, so the strings removed are exactly the ones the scan pairs."""
+    if _SCANNED_ONLY.search(expr):
+        return False
+    rest = _STRING.sub("", expr)
+    if '"' in rest:
+        return False
+    brackets = _NOT_BRACKET.sub("", rest)
+    while brackets:
+        inner_removed = _PAIR.sub("", brackets)
+        if inner_removed == brackets:
+            return False
+        brackets = inner_removed
+    return True
+
+
+def _scan(expr: str) -> list[str]:
     stack: list[str] = []
     quote = None
     i = 0

@@ -73,3 +73,17 @@ def test_cached_scalars_refuse_every_time_and_read_subclasses_as_text():
             yaml_scalar("a\x01b")
     assert yaml_scalar(LiteralScalarString("yes")) == yaml_scalar("yes") == '"yes"'
     assert yaml_scalar(1) == "1" and yaml_scalar(True) == "true"
+
+
+PROMQL = st.text(alphabet=st.sampled_from('()[]{}"\'`#\\\nab =,'), max_size=30)
+
+
+@SETTINGS
+@given(PROMQL)
+def test_promql_fast_path_passes_only_what_the_scan_passes(expr):
+    from mlspec.generate.promql import _plainly_valid, _scan
+
+    if _plainly_valid(expr):
+        assert _scan(expr) == []
+    elif not any(c in expr for c in "\\`#'") and _scan(expr) == []:
+        raise AssertionError(f"the fast path should pass {expr!r}")

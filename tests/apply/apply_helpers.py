@@ -2,33 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import json
 import urllib.request
-from pathlib import Path
 
 import docker.errors
 
 from mlspec import labels as L
-from mlspec.apply.build import render_dockerfile
-from mlspec.plan.hashing import image_tag
-from mlspec.spec.model import Spec
-
-QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
-NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def with_project(spec: Spec, **changes) -> Spec:
-    return dataclasses.replace(spec, project=dataclasses.replace(spec.project, **changes))
-
-
-def tag_for(spec: Spec, model: str, version: str) -> tuple[str, str]:
-    """A content tag for tests; the planner's (mlspec.state.build_inputs) covers more inputs."""
-    m = spec.model(model)
-    bhash = hashlib.sha256(render_dockerfile(spec, m, version).encode()).hexdigest()
-    return image_tag(spec.project.registry, model, version, bhash), bhash
-
+from tests.engine_helpers import NO_PROXY
 
 def cleanup(client, project: str) -> None:
     scope = {"label": f"{L.PROJECT}={project}"}

@@ -8,9 +8,9 @@ import secrets
 
 import pytest
 
-from apply_helpers import QUICKSTART, cleanup, tag_for, with_project
-from mlspec.apply.build import build_image
+from apply_helpers import cleanup
 from mlspec.spec import load_spec
+from tests.engine_helpers import QUICKSTART, build_versions, with_project
 from mlspec.spec.model import Spec
 
 
@@ -34,9 +34,4 @@ def engine(docker_client, project_name):
 @pytest.fixture(scope="session")
 def images(engine, quickstart) -> dict[str, tuple[str, str]]:
     """Both quickstart versions built: version -> (tag, build hash)."""
-    out = {}
-    for version in ("1.0.0", "1.1.0"):
-        tag, bhash = tag_for(quickstart, "churn", version)
-        build_image(engine, quickstart, quickstart.model("churn"), version, tag, build_hash=bhash)
-        out[version] = (tag, bhash)
-    return out
+    return build_versions(engine, quickstart)

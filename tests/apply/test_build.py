@@ -16,7 +16,8 @@ from mlspec.apply.build import build_context, render_dockerfile
 from mlspec.errors import ApplyError
 from mlspec.spec import load_spec
 
-from apply_helpers import NO_PROXY, QUICKSTART, infer, output, with_project
+from apply_helpers import infer, output
+from tests.engine_helpers import NO_PROXY, QUICKSTART, with_project
 
 PINS = ["joblib==1.6.0", "numpy==2.4.6", "scikit-learn==1.9.1", "scipy==1.17.1"]
 

@@ -14,9 +14,9 @@ import time
 import docker.errors
 import pytest
 
-from mlspec.apply.build import build_image
 from mlspec.spec import load_spec
-from swarm_helpers import QUICKSTART, cleanup, tag_for, with_project
+from tests.engine_helpers import QUICKSTART, build_versions, with_project
+from swarm_helpers import cleanup
 
 
 @pytest.fixture(scope="session")
@@ -56,9 +56,4 @@ def quickstart(base_image, project_name):
 @pytest.fixture(scope="session")
 def images(engine, quickstart) -> dict[str, tuple[str, str]]:
     """Both quickstart versions built on the manager: version -> (tag, build hash)."""
-    out = {}
-    for version in ("1.0.0", "1.1.0"):
-        tag, bhash = tag_for(quickstart, "churn", version)
-        build_image(engine, quickstart, quickstart.model("churn"), version, tag, build_hash=bhash)
-        out[version] = (tag, bhash)
-    return out
+    return build_versions(engine, quickstart)

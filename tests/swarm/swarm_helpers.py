@@ -3,37 +3,17 @@
 from __future__ import annotations
 
 import csv
-import dataclasses
-import hashlib
 import json
 import socket
 import threading
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 import docker.errors
 
 from mlspec import labels as L
-from mlspec.apply.build import render_dockerfile
-from mlspec.plan.hashing import image_tag
-from mlspec.spec.model import Spec
-
-QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
-NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def with_project(spec: Spec, **changes) -> Spec:
-    return dataclasses.replace(spec, project=dataclasses.replace(spec.project, **changes))
-
-
-def tag_for(spec: Spec, model: str, version: str) -> tuple[str, str]:
-    """A tag of this project's own: removing it at the end cannot take another session's image."""
-    m = spec.model(model)
-    bhash = hashlib.sha256(render_dockerfile(spec, m, version).encode()).hexdigest()
-    return image_tag(spec.project.registry or f"mlspec-{spec.project.name}", model, version, bhash), bhash
-
+from tests.engine_helpers import NO_PROXY, QUICKSTART  # noqa: F401  (re-exported to the tests)
 
 def services(client, project: str) -> list:
     return client.services.list(filters={"label": f"{L.PROJECT}={project}"})

@@ -1,0 +1,38 @@
+"""What the engine tests of tests/apply and tests/swarm share: the quickstart under a project of
+their own, its images built under tags of their own (so removing them cannot take another
+project's image), and an HTTP opener that ignores proxy settings for 127.0.0.1."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import urllib.request
+from pathlib import Path
+
+from mlspec.apply.build import build_image, render_dockerfile
+from mlspec.plan.hashing import image_tag
+from mlspec.spec.model import Spec
+
+QUICKSTART = Path(__file__).resolve().parents[1] / "examples" / "quickstart"
+NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def with_project(spec: Spec, **changes) -> Spec:
+    return dataclasses.replace(spec, project=dataclasses.replace(spec.project, **changes))
+
+
+def tag_for(spec: Spec, model: str, version: str) -> tuple[str, str]:
+    """A content tag in this project's own repository; the planner's build hash covers more inputs."""
+    m = spec.model(model)
+    bhash = hashlib.sha256(render_dockerfile(spec, m, version).encode()).hexdigest()
+    return image_tag(spec.project.registry or f"mlspec-{spec.project.name}", model, version, bhash), bhash
+
+
+def build_versions(client, spec: Spec, model: str = "churn") -> dict[str, tuple[str, str]]:
+    """Every version of ``model`` built on ``client``: version -> (tag, build hash)."""
+    out = {}
+    for v in spec.model(model).versions:
+        tag, bhash = tag_for(spec, model, v.version)
+        build_image(client, spec, spec.model(model), v.version, tag, build_hash=bhash)
+        out[v.version] = (tag, bhash)
+    return out

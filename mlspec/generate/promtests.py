@@ -7,6 +7,7 @@ their meaning is the user's.
 
 from __future__ import annotations
 
+import functools
 import math
 from decimal import Decimal
 
@@ -30,14 +31,18 @@ def _series_labels(model: Model) -> dict[str, str]:
 
 
 def _series(name: str, labels: dict[str, str], per_minute: Decimal | int, minutes: int) -> dict:
-    sel = ", ".join(f'{k}="{v}"' for k, v in labels.items())
-    step = decimal_text(Decimal(per_minute))
-    values = f"0+{step}x{minutes}" if per_minute else f"0x{minutes}"
+    sel = ", ".join([f'{k}="{v}"' for k, v in labels.items()])
+    values = f"0+{_step(per_minute)}x{minutes}" if per_minute else f"0x{minutes}"
     return {"series": f"{name}{{{sel}}}", "values": values}
 
 
+@functools.lru_cache(maxsize=256, typed=True)  # the same few rates in every file (issue 3)
+def _step(per_minute: Decimal | int) -> str:
+    return decimal_text(Decimal(per_minute))
+
+
 def _gauge(name: str, labels: dict[str, str], value: int, minutes: int) -> dict:
-    sel = ", ".join(f'{k}="{v}"' for k, v in labels.items())
+    sel = ", ".join([f'{k}="{v}"' for k, v in labels.items()])
     return {"series": f"{name}{{{sel}}}", "values": f"{value}x{minutes}"}
 
 

@@ -77,7 +77,8 @@ def _default_generate() -> Generate:
     return generate
 
 
-def pr_plan(root: Path, spec: Spec, base: str, options: PlanOptions, recipe: Recipe | None) -> Plan:
+def pr_plan(root: Path, spec: Spec, base: str, options: PlanOptions, recipe: Recipe | None,
+            generate: Generate | None = None) -> Plan:
     from mlspec.state.git_reader import GitSource  # GitPython costs ~70 ms to import: PR mode only
 
     src = GitSource(root, base)
@@ -88,8 +89,10 @@ def pr_plan(root: Path, spec: Spec, base: str, options: PlanOptions, recipe: Rec
         raise SpecError([SpecProblem(f"{base}:{p.path}", p.line, p.col, p.key, p.message) for p in e.problems]) from None
     base_builds = desired_builds(base_spec, source=src, recipe=recipe)
     head_builds = desired_builds(spec, source=DiskSource(root), recipe=recipe)
+    gen = generate or _default_generate()
+    files = {} if options.filtered else {"base_files": dict(gen(base_spec)), "head_files": dict(gen(spec))}
     return compare(base_spec, spec, base, base_builds=base_builds, base_tags=desired_images(base_spec, base_builds),
-                   head_tags=desired_images(spec, head_builds), head_builds=head_builds, options=options)
+                   head_tags=desired_images(spec, head_builds), head_builds=head_builds, options=options, **files)
 
 
 @dataclass(frozen=True)
@@ -137,7 +140,7 @@ def _run_plan(root, out_stream, fmt, color, refresh, base, out_file, detailed_ex
     spec, texts = load(root)
     options = _options(spec, models, targets, prune)
     if base:
-        result = pr_plan(root, spec, base, options, recipe)
+        result = pr_plan(root, spec, base, options, recipe, generate)
     else:
         live = live_plan(spec, options, refresh=refresh, recipe=recipe, generate=generate, factory=factory)
         result = live.plan

@@ -18,11 +18,13 @@ from mlspec.spec.model import Model, Spec
 from mlspec.spec.units import size_bytes
 from mlspec.state.observed import Container, Observed, TargetState
 
-_REASONS = {"not found on target": "new deployment", "not in spec (prune)": "removed from the spec (prune)"}
+_REASONS = {"not found on target": "new deployment", "not in spec (prune)": "removed from the spec (prune)",
+            "not on disk": "newly generated", "content differs from the spec": "generated content changes"}
 
 
-def applied_state(spec: Spec, builds: Mapping[tuple[str, str], BuildInputs], tags: Mapping[tuple[str, str], str]) -> Observed:
-    """What live state looks like right after ``spec`` was applied."""
+def applied_state(spec: Spec, builds: Mapping[tuple[str, str], BuildInputs], tags: Mapping[tuple[str, str], str],
+                  files: Mapping[str, str] | None = None) -> Observed:
+    """What live state looks like right after ``spec`` was applied (its generated ``files`` written)."""
     targets: dict[str, list[Container]] = {t.name: [] for t in spec.project.targets}
     for d in spec.deployments:
         key = (d.model, d.version)
@@ -34,15 +36,19 @@ def applied_state(spec: Spec, builds: Mapping[tuple[str, str], BuildInputs], tag
                 env=cfg_env, ports=(d.port,), created="base",
                 memory=size_bytes(d.resources.memory) if d.resources.memory else None, cpus=d.resources.cpus))
     states = {name: TargetState(name, tuple(cs)) for name, cs in targets.items()}
-    return Observed(targets=states, images=frozenset(tags.values()), files={}, refreshed=True)
+    return Observed(targets=states, images=frozenset(tags.values()), files=dict(files or {}), refreshed=True)
 
 
 def compare(base: Spec, head: Spec, ref: str, *, base_builds: Mapping[tuple[str, str], BuildInputs],
             base_tags: Mapping[tuple[str, str], str], head_tags: Mapping[tuple[str, str], str],
             head_builds: Mapping[tuple[str, str], BuildInputs] | None = None,
-            options: PlanOptions = PlanOptions()) -> Plan:
+            options: PlanOptions = PlanOptions(), base_files: Mapping[str, str] | None = None,
+            head_files: Mapping[str, str] | None = None) -> Plan:
+    """The changes merging ``head`` over ``base`` makes; with both specs' generated files, the
+    monitoring files that change too (with diffs)."""
     opts = dataclasses.replace(options, strict_prevent_destroy=False)
-    live = plan(head, applied_state(base, base_builds, base_tags), head_tags, None, opts, mode="pr", base=ref)
+    observed = applied_state(base, base_builds, base_tags, base_files if head_files is not None else None)
+    live = plan(head, observed, head_tags, head_files, opts, mode="pr", base=ref)
     changes = []
     for c in live.changes:
         reason = _REASONS.get(c.reason, c.reason)

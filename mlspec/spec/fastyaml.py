@@ -186,7 +186,8 @@ def plain_resolves_to_str(value: str) -> bool:
 def _plain_enough(text: str) -> bool:
     if "&" in text or "<<" in text or "\t" in text or text.startswith("%") or "\n%" in text:
         return False
-    if _UNUSUAL.search(text) or _BARE_INDICATOR.search(text):
+    # The indicator scan walks every character: only files holding a '!' or '?' need it.
+    if _UNUSUAL.search(text) or (("!" in text or "?" in text) and _BARE_INDICATOR.search(text)):
         return False
     if "\r" in text and text.count("\r") != text.count("\r\n"):
         return False  # a lone CR

@@ -185,12 +185,16 @@ def generate(check: bool) -> int:
 @click.option("--model", "models", multiple=True, help="Only this model (exceptional use).")
 @click.option("--target", "targets", multiple=True, help="Only this target (exceptional use).")
 @click.option("--color/--no-color", "color", default=None)
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="--no-wait puts NEW deployments into rotation without waiting for readiness (as compose "
+                   "up -d); a replace always waits, so the old version serves until the new one is ready.")
 @handled
-def apply(plan_file, auto_approve, dry_run, prune, parallelism, lock_timeout, models, targets, color) -> int:
+def apply(plan_file, auto_approve, dry_run, prune, parallelism, lock_timeout, models, targets, color, wait) -> int:
     """Build, gate, deploy and write monitoring so live state matches the spec."""
     from mlspec.commands.apply import ApplyOptions, run_apply
 
-    opts = ApplyOptions(plan_file, auto_approve, dry_run, prune, parallelism, lock_timeout, models, targets, color)
+    opts = ApplyOptions(plan_file, auto_approve, dry_run, prune, parallelism, lock_timeout, models, targets, color,
+                        wait)
     return run_apply(".", opts, out=click.get_text_stream("stdout"), stdin=click.get_text_stream("stdin"), argv=sys.argv[1:])
 
 

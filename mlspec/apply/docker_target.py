@@ -69,9 +69,13 @@ class DockerTarget:
     """The deployments of one project on one Docker engine."""
 
     def __init__(self, client: docker.DockerClient, project: str, target: str, proxy_image: str,
-                 publish_address: str = "0.0.0.0", on_log: Log = lambda line: None):
+                 publish_address: str = "0.0.0.0", on_log: Log = lambda line: None, wait: bool = True):
         self.client, self.project, self.target = client, project, target
         self.proxy_image, self.publish_address, self.log = proxy_image, publish_address, on_log
+        # wait=False (apply --no-wait): a deployment with nothing serving yet goes into rotation
+        # without waiting for readiness, as `compose up -d` does. A replace always waits: the
+        # old version serves until the new one is ready.
+        self.wait = wait
         self._net_lock = threading.Lock()
 
     # -- public ------------------------------------------------------------------------------
@@ -94,7 +98,8 @@ class DockerTarget:
             self._stop(fresh, "failed")
             raise
         if fresh:
-            self._await_ready(r, proxy, fresh, keep=old or keep)
+            if self.wait or old or keep:
+                self._await_ready(r, proxy, fresh, keep=old or keep)
             for c in fresh:  # the switch: the proxy sees each container from its next request on
                 net.disconnect(c)
                 net.connect(c, aliases=[C.alias(d.name)])

@@ -72,7 +72,7 @@ class RepoFiles:
             (self.root / rel).unlink(missing_ok=True)
 
 
-def real_backends(spec: Spec, engines: Engines, log: Log, commit: str = "") -> Backends:
+def real_backends(spec: Spec, engines: Engines, log: Log, commit: str = "", wait: bool = True) -> Backends:
     images: dict[str, DockerImages] = {}
     targets: dict[str, DockerEngineTarget] = {}
     guard = threading.Lock()
@@ -90,8 +90,9 @@ def real_backends(spec: Spec, engines: Engines, log: Log, commit: str = "") -> B
         kind = SwarmTarget if t.type == "swarm" else DockerEngineTarget
         with guard:
             if name not in targets:
+                extra = {} if t.type == "swarm" else {"wait": wait}  # swarm's health gate always waits
                 targets[name] = kind(engines.client(name), spec.project.name, name,
-                                     engines.base_image(name), on_log=log)
+                                     engines.base_image(name), on_log=log, **extra)
             return targets[name]
 
     return Backends(images_for, HostGates(spec), target, RepoFiles(spec.root), registry=bool(spec.project.registry))

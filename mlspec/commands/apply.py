@@ -34,6 +34,7 @@ class ApplyOptions:
     models: tuple[str, ...] = ()
     targets: tuple[str, ...] = ()
     color: bool | None = None
+    wait: bool = True  # --no-wait: new deployments go into rotation without waiting for readiness
 
 
 def _logger(out: TextIO) -> Callable[[str], None]:
@@ -117,7 +118,7 @@ def run_apply(root: str | Path, opts: ApplyOptions, *, out: TextIO, stdin: TextI
 
 def _execute(spec: Spec, builds, plan: Plan, engines: Engines, opts: ApplyOptions, log, out: TextIO) -> int:
     commit = head_commit(spec.root)
-    backends = real_backends(spec, engines, log, commit)
+    backends = real_backends(spec, engines, log, commit, wait=opts.wait)
     result = Applier(spec, builds, backends, parallelism=opts.parallelism, log=log, commit=commit).apply(plan)
     out.write(f"\n{result.summary()}\n")
     return 0

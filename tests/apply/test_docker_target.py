@@ -215,3 +215,22 @@ def test_killed_before_the_switch_the_next_deploy_converges(engine, target, roll
     live = models(engine, target.project)
     assert [c.labels[L.VERSION] for c in live] == ["1.1.0"] and stray.id not in {c.id for c in live}
     assert infer(rollout.port, ROW)["model_version"] == "1.1.0"
+
+
+def test_no_wait_puts_a_new_deployment_in_rotation_at_once_but_a_replace_still_waits(engine, target, rollout):
+    target.wait = False
+    broken_first = rollout("1.0.0", env={"MLSPEC_FAIL_READY": "1"})
+    target.deploy(broken_first)  # returns without waiting: nothing was serving, so nothing is at risk
+    [c] = models(engine, broken_first.project)
+    assert not any("ready" in line and "new container" in line for line in target.lines)
+    assert f"{c.name} in rotation" in "\n".join(target.lines)
+
+    good = rollout("1.1.0")
+    target.deploy(good)  # something is in rotation now: the replace waits for readiness
+    assert any("ready" in line for line in target.lines if "new container" in line)
+    assert infer(rollout.port, ROW)["model_version"] == "1.1.0"
+
+    target.lines.clear()
+    with pytest.raises(ApplyError, match="not ready"):
+        target.deploy(rollout("1.0.0", env={"MLSPEC_FAIL_READY": "1"}, readiness_timeout=8.0))
+    assert infer(rollout.port, ROW)["model_version"] == "1.1.0", "the serving version was never touched"

@@ -4,8 +4,10 @@ project's image), and an HTTP opener that ignores proxy settings for 127.0.0.1."
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import hashlib
+import json
 import urllib.request
 from pathlib import Path
 
@@ -36,3 +38,25 @@ def build_versions(client, spec: Spec, model: str = "churn") -> dict[str, tuple[
         build_image(client, spec, spec.model(model), v.version, tag, build_hash=bhash)
         out[v.version] = (tag, bhash)
     return out
+
+
+def val_rows(n: int = 8) -> list[list[float]]:
+    """The first ``n`` feature rows of the quickstart's validation set."""
+    with (QUICKSTART / "models" / "churn" / "val.csv").open() as f:
+        reader = csv.reader(f)
+        next(reader)
+        return [[float(x) for x in row[:-1]] for _, row in zip(range(n), reader)]
+
+
+def infer(port: int, rows: list[list[float]], model: str = "churn", timeout: float = 10) -> dict:
+    """One inference through 127.0.0.1:port; urllib sends Connection: close, so each is a fresh connection."""
+    body = json.dumps({"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0])],
+                                   "datatype": "FP64", "data": [x for r in rows for x in r]}]})
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/{model}/infer",
+                                 data=body.encode(), headers={"Content-Type": "application/json"})
+    with NO_PROXY.open(req, timeout=timeout) as resp:
+        return json.loads(resp.read())
+
+
+def output(reply: dict, name: str) -> list:
+    return next(o["data"] for o in reply["outputs"] if o["name"] == name)

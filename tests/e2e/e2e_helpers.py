@@ -9,8 +9,6 @@ every streamed run when it ends or is killed.
 
 from __future__ import annotations
 
-import csv
-import json
 import os
 import re
 import secrets
@@ -29,9 +27,8 @@ from typing import Any, NamedTuple
 
 from ruamel.yaml import YAML
 
-QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
+from tests.engine_helpers import QUICKSTART, infer, output, val_rows  # noqa: F401,E402  (re-exported)
 PROJECT_LABEL = "io.mlspec.project"
-NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 CLI_TIMEOUT = 600  # seconds; a first build downloads wheels on a fresh machine
 STAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ ")
 
@@ -62,27 +59,6 @@ def _yaml() -> YAML:
     y.preserve_quotes = True
     y.width = 4096
     return y
-
-
-def val_rows(n: int = 8) -> list[list[float]]:
-    with (QUICKSTART / "models" / "churn" / "val.csv").open() as f:
-        reader = csv.reader(f)
-        next(reader)
-        return [[float(x) for x in row[:-1]] for _, row in zip(range(n), reader)]
-
-
-def infer(port: int, rows: list[list[float]], model: str = "churn", timeout: float = 10) -> dict:
-    body = json.dumps({"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0])],
-                                   "datatype": "FP64", "data": [x for r in rows for x in r]}]})
-    # urllib sends Connection: close; every request is a fresh connection through the front.
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/{model}/infer",
-                                 data=body.encode(), headers={"Content-Type": "application/json"})
-    with NO_PROXY.open(req, timeout=timeout) as resp:
-        return json.loads(resp.read())
-
-
-def output(reply: dict, name: str) -> list:
-    return next(o["data"] for o in reply["outputs"] if o["name"] == name)
 
 
 @dataclass

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import csv
-import json
 import socket
 import threading
 import time
@@ -13,7 +11,7 @@ import urllib.request
 import docker.errors
 
 from mlspec import labels as L
-from tests.engine_helpers import NO_PROXY, QUICKSTART  # noqa: F401  (re-exported to the tests)
+from tests.engine_helpers import NO_PROXY, QUICKSTART, infer, val_rows  # noqa: F401  (re-exported to the tests)
 
 def services(client, project: str) -> list:
     return client.services.list(filters={"label": f"{L.PROJECT}={project}"})
@@ -46,22 +44,6 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def val_rows(n: int = 8) -> list[list[float]]:
-    with (QUICKSTART / "models" / "churn" / "val.csv").open() as f:
-        reader = csv.reader(f)
-        next(reader)
-        return [[float(x) for x in row[:-1]] for _, row in zip(range(n), reader)]
-
-
-def infer(port: int, rows: list[list[float]], timeout: float = 10) -> dict:
-    body = json.dumps({"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0])],
-                                   "datatype": "FP64", "data": [x for r in rows for x in r]}]})
-    req = urllib.request.Request(f"http://127.0.0.1:{port}/v2/models/churn/infer",
-                                 data=body.encode(), headers={"Content-Type": "application/json"})
-    with NO_PROXY.open(req, timeout=timeout) as resp:
-        return json.loads(resp.read())
 
 
 class Traffic:

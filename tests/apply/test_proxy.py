@@ -2,57 +2,23 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 
 import pytest
 
-import mlspec.apply.proxy as proxy_module
-
-PROXY = Path(proxy_module.__file__)
-
-
-class Stub(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    status = 200
-
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        data = json.dumps({"path": self.path, "body": body.decode(),
-                           "forwarded": self.headers.get("X-Forwarded-For")}).encode()
-        self.send_response(self.server.status)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from proxy_helpers import PROXY_SOURCE, call, free_port, serve_stub, stop_stub
 
 
 @pytest.fixture
 def backend():
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Stub)
-    server.status = 200
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = serve_stub()
     yield server
-    server.shutdown()
-    server.server_close()
+    stop_stub(server)
 
 
 def start_proxy(backend_port: int, retry: float = 0.3):
@@ -60,7 +26,7 @@ def start_proxy(backend_port: int, retry: float = 0.3):
     env = dict(os.environ, MLSPEC_PROXY_BACKEND="127.0.0.1", MLSPEC_PROXY_BACKEND_PORT=str(backend_port),
                MLSPEC_PROXY_PORT=str(port), MLSPEC_PROXY_RETRY_SECONDS=str(retry))
     # As in the container: the source is passed on the command line, no file is needed.
-    proc = subprocess.Popen([sys.executable, "-c", PROXY.read_text()], env=env, stdout=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", PROXY_SOURCE], env=env, stdout=subprocess.PIPE)
     assert b"proxy listening" in proc.stdout.readline()
     return proc, port
 
@@ -80,18 +46,12 @@ def run_proxy():
         p.wait(5)
 
 
-def call(port, method, path, body=None, headers=None):
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    conn.request(method, path, body, headers or {})
-    resp = conn.getresponse()
-    return resp.status, resp.read(), conn
-
-
 def test_requests_are_forwarded_on_a_kept_alive_client_connection(backend, run_proxy):
     port = run_proxy(backend.server_address[1])
     status, data, conn = call(port, "POST", "/v2/models/m/infer", b'{"a": 1}')
     assert status == 200
-    assert json.loads(data) == {"path": "/v2/models/m/infer", "body": '{"a": 1}', "forwarded": "127.0.0.1"}
+    assert json.loads(data) == {"path": "/v2/models/m/infer", "body": '{"a": 1}', "forwarded": "127.0.0.1",
+                                "backend": backend.name}
     conn.request("GET", "/v2/health/ready")  # the same connection again
     assert conn.getresponse().status == 200
 
@@ -124,13 +84,9 @@ def test_a_backend_that_appears_within_the_window_gets_the_request(run_proxy):
 
     def late():
         time.sleep(0.5)
-        server = ThreadingHTTPServer(("127.0.0.1", backend_port), Stub)
-        server.status = 200
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        late.server = server
+        late.server = serve_stub(port=backend_port)
 
     threading.Thread(target=late).start()
     status, _, _ = call(port, "POST", "/infer", b"{}")
-    late.server.shutdown()
-    late.server.server_close()
+    stop_stub(late.server)
     assert status == 200

@@ -79,9 +79,11 @@ def deployments(spec, n: int):
 
 def mlspec_deploy(client, spec, base, tag, bhash, deps, parallelism: int, wait: bool = True) -> float:
     target = DockerTarget(client, PROJECT, "local", base, publish_address="127.0.0.1", wait=wait)
+    rollouts = [Rollout(PROJECT, d, tag, bhash) for d in deps]
     start = time.monotonic()
+    target.prepare(rollouts)  # as the applier does: the target sees all its rollouts first
     with ThreadPoolExecutor(parallelism) as pool:
-        list(pool.map(lambda d: target.deploy(Rollout(PROJECT, d, tag, bhash)), deps))
+        list(pool.map(target.deploy, rollouts))
     return time.monotonic() - start
 
 
@@ -137,6 +139,8 @@ def cleanup(client) -> None:
             c.remove(force=True)
         for n in client.networks.list(filters={"label": f"{L.PROJECT}={project}"}):
             n.remove()
+        for v in client.volumes.list(filters={"label": f"{L.PROJECT}={project}"}):
+            v.remove(force=True)
 
 
 def run_compose(tag, deps, noop: bool) -> tuple[float, float, float | None]:

@@ -19,6 +19,12 @@ PREVENT_DESTROY = PREFIX + "prevent-destroy"
 # The replica count the container was made for: with it, fewer containers than the spec asks
 # for reads as "removed outside mlspec" when the spec did not change since (issue 3 drift).
 REPLICAS = PREFIX + "replicas"
-ROLE = PREFIX + "role"  # 'model' for serving containers, 'proxy' for the per-deployment front
+# 'model' for serving containers; on docker targets 'front' and 'pod' for the target's shared front
+# and network namespace (mlspec/apply/infra.py); on swarm targets 'proxy' for a deployment's front.
+ROLE = PREFIX + "role"
+# The port a model container listens on inside its target's pod (docker targets): the front's
+# routing table names backends by it.
+SERVING_PORT = PREFIX + "serving-port"
+INFRA_ROLES = ("front", "pod")
 
 ALL = (PROJECT, MODEL, VERSION, TARGET, DEPLOYMENT, CONFIG_HASH, BUILD_HASH, COMMIT)

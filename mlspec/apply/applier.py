@@ -90,6 +90,8 @@ class Applier:
         _stage(by_type["image"], self._image, self.parallelism)
         _stage(by_type["evaluation"], lambda c: self._gate(c, by_type["deployment"]), self.parallelism)
         deploys = [c for c in by_type["deployment"] if "create" in c.actions or c.actions == ("update",)]
+        for target, rollouts in sorted(_by_target(self._rollout(c) for c in deploys).items()):
+            self.b.target(target).prepare(rollouts)
         _stage(deploys, self._deploy, self.parallelism)
         self._files(by_type["file"])
         _stage([c for c in by_type["deployment"] if c.actions == ("delete",)], self._destroy, self.parallelism)
@@ -127,10 +129,14 @@ class Applier:
     def _deployment(self, c: Change) -> Deployment:
         return next(d for d in self.spec.deployments if d.address == c.address)
 
-    def _deploy(self, c: Change) -> None:
+    def _rollout(self, c: Change) -> Rollout:
         d = self._deployment(c)
         bhash = build_hash(self.builds[(d.model, d.version)])
-        rollout = Rollout(self.spec.project.name, d, c.after["image"], bhash, self.commit)
+        return Rollout(self.spec.project.name, d, c.after["image"], bhash, self.commit)
+
+    def _deploy(self, c: Change) -> None:
+        rollout = self._rollout(c)
+        d = rollout.deployment
         self.log(f"{c.address}: {' and '.join(c.actions)} ({c.reason})")
         self.b.target(d.target).deploy(rollout)
         self._done(c, f"version {d.version} serving")
@@ -158,3 +164,10 @@ class Applier:
 
 def version_of(spec: Spec, model: str, version: str) -> Version:
     return spec.model(model).version(version)
+
+
+def _by_target(rollouts) -> dict[str, list[Rollout]]:
+    out: dict[str, list[Rollout]] = {}
+    for r in rollouts:
+        out.setdefault(r.deployment.target, []).append(r)
+    return out

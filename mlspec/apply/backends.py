@@ -27,6 +27,8 @@ class Images(Protocol):
 class Target(Protocol):
     def lock(self, command: str, timeout: float) -> AbstractContextManager[lock.Lock]: ...
 
+    def prepare(self, rollouts: list[Rollout]) -> None: ...  # before deploy(): what can be done at once
+
     def deploy(self, rollout: Rollout) -> None: ...  # create, scale or replace: converge
 
     def destroy(self, deployment: str) -> None: ...

@@ -1,6 +1,6 @@
-"""What a deployment's containers are made of on a ``type: docker`` target: names, labels, and the
-hardened create arguments of model and proxy containers. Pure, except for reading the host's
-environment for secrets."""
+"""What a deployment's containers are made of: names, labels, and the hardened create arguments of
+model containers (and of the swarm proxy's labels). Pure, except for reading the host's environment
+for secrets. The docker target's shared front and pod are made in mlspec/apply/infra.py."""
 
 from __future__ import annotations
 
@@ -115,30 +115,18 @@ def hardening(user: str) -> dict[str, Any]:
             "restart_policy": {"Name": "unless-stopped"}}
 
 
-def model_create_args(r: Rollout, image_user: str, network: str,
+def model_create_args(r: Rollout, image_user: str, pod_id: str, port: int,
                       env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """A model container in its target's pod: the pod's network namespace, its own port there."""
     d = r.deployment
     root = image_user in ("", "0", "root") or image_user.startswith(("0:", "root:"))
     args: dict[str, Any] = {
-        "image": r.image, "name": model_name(r), "labels": model_labels(r),
-        "environment": {**d.env, **resolve_secrets(d, env), "MLSPEC_PORT": str(SERVING_PORT)},
-        "network": network, "detach": True, **hardening(UID if root else image_user),
+        "image": r.image, "name": model_name(r), "labels": model_labels(r) | {L.SERVING_PORT: str(port)},
+        "environment": {**d.env, **resolve_secrets(d, env), "MLSPEC_PORT": str(port)},
+        "network_mode": f"container:{pod_id}", "detach": True, **hardening(UID if root else image_user),
     }
     if d.resources.memory:
         args["mem_limit"] = d.resources.memory
     if d.resources.cpus:
         args["nano_cpus"] = int(d.resources.cpus * 1e9)
     return args
-
-
-def proxy_create_args(r: Rollout, proxy_image: str, network: str, publish_address: str) -> dict[str, Any]:
-    chash = proxy_config_hash(r, proxy_image, publish_address)
-    d = r.deployment
-    return {
-        "image": proxy_image, "name": base_name(r.project, d.target, d.name) + "-proxy",
-        "command": ["python3", "-c", PROXY_SOURCE], "labels": proxy_labels(r, chash),
-        "environment": {"MLSPEC_PROXY_BACKEND": alias(d.name), "MLSPEC_PROXY_PORT": str(PROXY_PORT),
-                        "MLSPEC_PROXY_BACKEND_PORT": str(SERVING_PORT)},
-        "ports": {f"{PROXY_PORT}/tcp": (publish_address, d.port)}, "network": network,
-        "mem_limit": PROXY_MEMORY, "detach": True, **hardening(PROXY_UID),
-    }

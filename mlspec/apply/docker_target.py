@@ -1,37 +1,30 @@
 """Roll deployments out on a ``type: docker`` target (one engine) with zero downtime.
 
-How traffic switches on a single host
--------------------------------------
-The project has one user-defined bridge network per target, ``mlspec-<project>-<target>`` (the
-engine's default address pools allow only about 30 networks, so not one per deployment). Each
-deployment has one small front container ``…-<deployment>-proxy`` (the base image running
-``mlspec/apply/proxy.py``) that holds the deployment's published port. Model containers join the
-network; only those *in rotation* carry the alias ``mlspec-backend-<deployment>``, which the
-front resolves through Docker's embedded DNS on every request. The published port therefore never moves, and the set of
-backends is exactly the set of aliased, running containers.
+Traffic reaches a deployment through its target's shared front, which forwards to the model
+containers its routing table lists; the containers share the target's pod (how, and why: see
+``mlspec/apply/infra.py``). ``deploy`` converges a deployment to its :class:`Rollout` from
+whatever is live:
 
-``deploy`` converges a deployment to its :class:`Rollout` from whatever is live:
-
-1. containers with the desired config hash and the alias are kept (a second apply is a no-op);
-   any other container with the desired hash is a leftover of a killed apply and is removed;
-2. missing replicas are started on the network *without* the alias and polled on
-   ``/v2/health/ready`` from inside the proxy container (``exec``: works on a remote engine and
-   needs nothing from the model image). Unready within ``readiness_timeout``, or exited: the new
-   containers are removed, the old ones were never touched, and ApplyError carries the new
-   container's last log lines;
-3. switch: each ready container is reconnected with the alias, so the proxy starts sending it
-   requests;
-4. the old containers get SIGTERM: the server refuses new connections and finishes those in
-   flight; the proxy retries a refused or 503 request on the next backend; then they are removed.
+1. containers with the desired config hash that are in the table are kept (a second apply is a
+   no-op and writes nothing); any other container with the desired hash is a leftover of a killed
+   apply and is removed;
+2. missing replicas are started in the pod, each on its own port, and polled on
+   ``/v2/health/ready`` from inside the pod (``exec``: works on a remote engine and needs nothing
+   from the model image). Unready within ``readiness_timeout``, or exited: the new containers are
+   removed, the old ones were never touched, and ApplyError carries the new container's last log
+   lines;
+3. switch: one table write replaces the deployment's ports with the ready containers' (and sets
+   its published port);
+4. the old containers get SIGTERM: the server finishes what is in flight (the front already sends
+   new requests elsewhere, and retries a refused or 503 request on another backend), then they are
+   removed.
 
 Killed at any point, the old containers keep serving until step 3 happened, and the next deploy
-converges by the rules of step 1. Changing the published port (or the proxy itself) recreates the
-front, which is the one moment of interruption; the planner shows it as a replace of the port.
+converges by the rules of step 1.
 """
 
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
@@ -42,6 +35,7 @@ from mlspec import labels as L
 from mlspec.apply import containers as C
 from mlspec.apply import readiness
 from mlspec.apply.containers import Rollout
+from mlspec.apply.infra import Infra, ensure_image, serving_port
 from mlspec.errors import ApplyError
 
 Log = Callable[[str], None]
@@ -76,116 +70,91 @@ class DockerTarget:
         # without waiting for readiness, as `compose up -d` does. A replace always waits: the
         # old version serves until the new one is ready.
         self.wait = wait
-        self._net_lock = threading.Lock()
+        self.infra = Infra(client, project, target, proxy_image, publish_address, lambda line: self.log(line))
+        self._planned: dict[str, list[int]] = {}  # deployment -> ports prepare() routed already
+        self._refused: dict[str, str] = {}
+
+    def prepare(self, rollouts: list[Rollout]) -> None:
+        """With ``wait=False``: deployments that have nothing on this target yet get their ports and
+        table entries in ONE write before any of their containers starts (the front retries a
+        refused connection, as a client of `compose up -d` would), so the rollouts that follow
+        write nothing. A replace never goes this way: it waits for readiness before its switch."""
+        if self.wait or not rollouts:
+            return
+        infra = self.infra.ensure()
+        live = {c.labels.get(L.DEPLOYMENT) for c in infra.models()}
+        entries = {}
+        for r in rollouts:
+            d = r.deployment
+            if d.name not in live and d.name not in infra.routes:
+                self._planned[d.name] = [infra.allocate() for _ in range(d.replicas)]
+                entries[d.name] = {"port": d.port, "backends": sorted(self._planned[d.name])}
+        self._refused.update(infra.route(entries) if entries else {})
 
     # -- public ------------------------------------------------------------------------------
 
     def deploy(self, r: Rollout) -> None:
         """Converge one deployment to ``r``: create, scale, or replace with zero downtime."""
         d = r.deployment
-        net = self._network(C.network_name(self.project, d.target))
+        infra = self.infra.ensure()
+        if d.name in self._refused:
+            raise ApplyError(f"{d.address}: {self._refused.pop(d.name)}")
         live = self._models(d.name)
         want = C.identity(C.model_labels(r))
-        keep = [c for c in live if C.identity(c.labels) == want and self._serving(c, net.name, d.name)]
+        keep = [c for c in live if C.identity(c.labels) == want and infra.serving(c, d.name)]
         leftovers = [c for c in live if C.identity(c.labels) == want and c not in keep]
         old = [c for c in live if C.identity(c.labels) != want]
         self._stop(leftovers, "leftover")
         start, retire = replica_moves(keep, d.replicas)
-        fresh = self._start(r, net.name, start) if start else []
-        try:  # the front is made while the new containers boot
-            proxy = self._proxy(r, net.name)
-        except ApplyError:
-            self._stop(fresh, "failed")
-            raise
-        if fresh:
-            if self.wait or old or keep:
-                self._await_ready(r, proxy, fresh, keep=old or keep)
-            for c in fresh:  # the switch: the proxy sees each container from its next request on
-                net.disconnect(c)
-                net.connect(c, aliases=[C.alias(d.name)])
-                self.log(f"{d.address}: {c.name} in rotation")
+        fresh = self._start(r, start, self._planned.pop(d.name, [])) if start else []
+        if fresh and (self.wait or old or keep):
+            self._await_ready(r, fresh, keep=old or keep)
+        self._stop(self._role(d.name, "proxy"), "per-deployment front of an older mlspec")
+        entry = {"port": d.port, "backends": sorted(serving_port(c) for c in keep + fresh if c not in retire)}
+        if infra.routes.get(d.name) != entry:
+            refused = infra.route({d.name: entry}).get(d.name)
+            if refused:
+                self._stop(fresh, "failed")
+                raise ApplyError(f"{d.address}: {refused}")
+        for c in fresh:
+            self.log(f"{d.address}: {c.name} in rotation")
         self._stop(retire + old, "old")
 
     def destroy(self, deployment: str) -> None:
-        """Remove a deployment's containers and its front (and the network, with the last one)."""
+        """Remove a deployment's containers and route (and what the target shares, with the last one)."""
         scope = C.scope_labels(self.project, self.target, deployment)
         found = self.client.containers.list(all=True, filters={"label": C.label_filter(scope)})
+        if any(c.labels.get(L.ROLE) == "model" for c in found):
+            self.infra.drop(deployment)
         self._stop([c for c in found if c.labels.get(L.ROLE) != "proxy"], "removed")
         self._stop([c for c in found if c.labels.get(L.ROLE) == "proxy"], "removed")
-        self._drop_network_if_unused()
+        self.infra.remove_if_unused()
 
     # -- steps -------------------------------------------------------------------------------
 
-    def _network(self, name: str):
-        # Serialized: the engine's duplicate-name check is not atomic, and deployments of one
-        # target are rolled out in parallel (the target lock keeps other processes out).
-        with self._net_lock:
-            return self._network_locked(name)
-
-    def _network_locked(self, name: str):
-        found = [n for n in self.client.networks.list(names=[name]) if n.name == name]
-        if found:
-            return found[0]
-        self.log(f"network {name}: create")
-        labels = C.scope_labels(self.project, self.target) | {L.ROLE: "network"}
-        try:
-            return self.client.networks.create(name, driver="bridge", labels=labels, check_duplicate=True)
-        except docker.errors.APIError as exc:
-            found = [n for n in self.client.networks.list(names=[name]) if n.name == name]
-            if found:  # made by a parallel deploy of another deployment a moment ago
-                return found[0]
-            raise ApplyError(f"could not create the network {name} ({exc.explanation}); free "
-                             "address pools with `docker network prune`.") from exc
-
-    def _drop_network_if_unused(self) -> None:
-        # Deployments share the project's network on this target: it goes with the last of them.
-        for net in self.client.networks.list(names=[C.network_name(self.project, self.target)]):
-            net.reload()
-            if not net.attrs.get("Containers"):
-                try:
-                    net.remove()
-                except docker.errors.APIError:
-                    pass  # a parallel deploy just joined it
-
-    def _proxy(self, r: Rollout, network: str):
-        args = C.proxy_create_args(r, self.proxy_image, network, self.publish_address)
-        want = args["labels"][L.CONFIG_HASH]
-        for c in self._role(r.deployment.name, "proxy"):
-            if c.labels.get(L.CONFIG_HASH) == want and c.status == "running":
-                return c
-            self.log(f"{c.name}: recreate the front (port or proxy changed)")
-            self._stop([c], "old front")
-        self._ensure_image(self.proxy_image)
-        proxy = self.client.containers.create(**args)
-        try:
-            proxy.start()
-        except docker.errors.APIError as exc:
-            proxy.remove(force=True)
-            raise ApplyError(f"{r.deployment.address}: the front could not publish port "
-                             f"{r.deployment.port} ({exc.explanation}); free the port or change "
-                             "it in the spec.") from exc
-        self.log(f"{proxy.name}: listening on {self.publish_address}:{r.deployment.port}")
-        return proxy
-
-    def _start(self, r: Rollout, network: str, n: int) -> list:
-        self._ensure_image(r.image)
+    def _start(self, r: Rollout, n: int, ports: list[int]) -> list:
+        ensure_image(self.client, r.image, self.log)
         user = self.client.images.get(r.image).attrs["Config"].get("User") or ""
+        ports = ports[:n] + [self.infra.allocate() for _ in range(n - len(ports))]
         started = []
         try:
-            for _ in range(n):
-                c = self.client.containers.create(**C.model_create_args(r, user, network))
+            for port in ports:
+                c = self.client.containers.create(**C.model_create_args(r, user, self.infra.pod.id, port))
                 started.append(c)
                 c.start()
                 self.log(f"{r.deployment.address}: {c.name} started ({r.deployment.version})")
         except docker.errors.APIError as exc:
             self._stop(started, "failed")
+            if r.deployment.name in self.infra.routes and not self._models(r.deployment.name):
+                self.infra.route({r.deployment.name: None})  # routed by prepare(): nothing to route to
             raise ApplyError(f"{r.deployment.address}: the engine could not start {r.image} "
                              f"({exc.explanation}); nothing was switched.") from exc
         return started
 
-    def _await_ready(self, r: Rollout, proxy, fresh: list, keep: list) -> None:
+    def _await_ready(self, r: Rollout, fresh: list, keep: list) -> None:
         d = r.deployment
-        failed = readiness.wait(proxy, fresh, d.readiness_timeout)
+        failed = readiness.wait(self.infra.pod, {c: f"127.0.0.1:{serving_port(c)}" for c in fresh},
+                                d.readiness_timeout)
         if failed is None:
             self.log(f"{d.address}: {len(fresh)} new container(s) ready")
             return
@@ -197,7 +166,7 @@ class DockerTarget:
                          f"removed and {kept}. Its last log lines:\n{tail}")
 
     def _stop(self, found: list, why: str) -> None:
-        # SIGTERM and wait: the server drains what is in flight; the proxy already retries
+        # SIGTERM and wait: the server drains what is in flight; the front already retries
         # anything it refuses on another backend. Containers drain side by side.
         def stop(c) -> None:
             try:
@@ -206,6 +175,8 @@ class DockerTarget:
                 self.log(f"{c.name}: stopped and removed ({why})")
             except docker.errors.NotFound:
                 pass
+            if c.labels.get(L.SERVING_PORT):
+                self.infra.release(c)
 
         if len(found) == 1:
             stop(found[0])
@@ -221,21 +192,3 @@ class DockerTarget:
 
     def _models(self, deployment: str) -> list:
         return self._role(deployment, "model")
-
-    @staticmethod
-    def _serving(c, network: str, deployment: str) -> bool:
-        if c.status != "running":
-            return False
-        aliases = c.attrs["NetworkSettings"]["Networks"].get(network, {}).get("Aliases") or []
-        return C.alias(deployment) in aliases
-
-    def _ensure_image(self, image: str) -> None:
-        try:
-            self.client.images.get(image)
-        except docker.errors.ImageNotFound:
-            self.log(f"pull {image}")
-            try:
-                self.client.images.pull(image)
-            except docker.errors.APIError as exc:
-                raise ApplyError(f"image {image} is neither on the target engine nor pullable "
-                                 f"({exc.explanation}); build and push it first.") from exc

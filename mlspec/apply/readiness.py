@@ -1,24 +1,25 @@
-"""Readiness of new containers, seen from inside the deployment's front (``exec``): works on a
-remote engine and needs nothing from the model image, not even a shell."""
+"""Readiness of new containers, seen from inside their target's pod (``exec``; the pod shares its
+network namespace with them): works on a remote engine and needs nothing from the model image,
+not even a shell."""
 
 from __future__ import annotations
 
 import json
 import time
-
-from mlspec.apply import containers as C
+from typing import Any, Mapping
 
 POLL = 0.25
-# Runs inside the front: polls every candidate for up to argv[1] seconds and prints their
-# readiness statuses. One short-lived interpreter per wait round (not per poll), with no site
+# Runs inside the pod: polls every candidate ("host:port") for up to argv[1] seconds and prints
+# their readiness statuses. One short-lived interpreter per wait round (not per poll), with no site
 # packages and no urllib, keeps the polls off a busy host's CPUs.
 PROBE = """
 import json, socket, sys, time
-budget, port, hosts = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3:]
+budget, hosts = float(sys.argv[1]), sys.argv[2:]
 end = time.monotonic() + budget
-def status(host):
+def status(where):
+    host, _, port = where.rpartition(":")
     try:
-        with socket.create_connection((host, port), timeout=1) as s:
+        with socket.create_connection((host, int(port)), timeout=1) as s:
             s.settimeout(2)
             s.sendall(b"GET /v2/health/ready HTTP/1.0\\r\\nHost: probe\\r\\n\\r\\n")
             data = b""
@@ -43,30 +44,30 @@ def last_lines(logs: str, n: int = 20) -> str:
     return "\n".join(lines[-n:])
 
 
-def probe(proxy, hosts: list[str], budget: float) -> dict[str, int]:
-    """Readiness status per container name (0: no answer), polled for up to ``budget`` seconds."""
-    cmd = ["python3", "-I", "-S", "-c", PROBE, f"{budget:.1f}", str(C.SERVING_PORT), *hosts]
-    res = proxy.exec_run(cmd, user=C.PROXY_UID)
+def probe(pod, where: list[str], budget: float) -> dict[str, int]:
+    """Readiness status per "host:port" (0: no answer), polled for up to ``budget`` seconds."""
+    cmd = ["python3", "-I", "-S", "-c", PROBE, f"{budget:.1f}", *where]
+    res = pod.exec_run(cmd)
     try:
         return json.loads(res.output.decode().strip().splitlines()[-1])
     except (ValueError, IndexError):
         return {}
 
 
-def wait(proxy, fresh: list, timeout: float) -> tuple[object, str] | None:
-    """None once every container in ``fresh`` answers ready; else (the culprit, why) as soon as
-    one exits, or when ``timeout`` seconds have passed."""
+def wait(pod, fresh: Mapping[Any, str], timeout: float) -> tuple[object, str] | None:
+    """None once every container in ``fresh`` (container: "host:port" seen from the pod) answers
+    ready; else (the culprit, why) as soon as one exits, or when ``timeout`` seconds have passed."""
     deadline = time.monotonic() + timeout
-    names = [c.name for c in fresh]
+    names = list(fresh.values())
     while True:
         for c in fresh:
             c.reload()
             if c.status in ("exited", "dead") or c.attrs["RestartCount"] > 0:
                 return c, f"exited with code {c.attrs['State'].get('ExitCode')}"
-        status = probe(proxy, names, max(0.0, min(PROBE_ROUND, deadline - time.monotonic())))
+        status = probe(pod, names, max(0.0, min(PROBE_ROUND, deadline - time.monotonic())))
         if all(status.get(n) == 200 for n in names):
             return None
         if time.monotonic() >= deadline:
-            c = next(c for c in fresh if status.get(c.name) != 200)
+            c = next(c for c, where in fresh.items() if status.get(where) != 200)
             return c, f"was not ready within {timeout:g} s"
         time.sleep(POLL)

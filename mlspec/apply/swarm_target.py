@@ -71,6 +71,9 @@ class SwarmTarget:
     def lock(self, command: str, timeout: float) -> AbstractContextManager[lock.Lock]:
         return lock.held(self.client, self.project, self.target, command, timeout)
 
+    def prepare(self, rollouts: list[Rollout]) -> None:
+        """Nothing to do up front: swarm schedules each service on its own."""
+
     def deploy(self, r: Rollout) -> None:
         """Converge one deployment to ``r``: create, scale, or a rolling update with rollback."""
         d = r.deployment

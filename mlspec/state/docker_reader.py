@@ -6,6 +6,7 @@ container's ``io.mlspec.config`` label declares are kept, and secret names map t
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -49,13 +50,17 @@ def _why(exc: BaseException) -> str:
     return text[:160] if text else type(exc).__name__
 
 
-def _kept_env(env_list: Iterable[str], labels: Mapping[str, str]) -> dict[str, str | None]:
+def _label_json(labels: Mapping[str, str]) -> dict[str, Any]:
     try:
         cfg = json.loads(labels.get(L.CONFIG, "")) or {}
     except ValueError:
         cfg = {}
-    plain = set((cfg.get("env") or {}) if isinstance(cfg, dict) else ())
-    secret = set((cfg.get("secrets") or {}) if isinstance(cfg, dict) else ())
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def _kept_env(env_list: Iterable[str], labels: Mapping[str, str]) -> dict[str, str | None]:
+    cfg = _label_json(labels)
+    plain, secret = set(cfg.get("env") or {}), set(cfg.get("secrets") or {})
     out: dict[str, str | None] = {}
     for item in env_list or ():
         name, _, value = item.partition("=")
@@ -109,14 +114,14 @@ def service_record(attrs: Mapping[str, Any]) -> Container:
     )
 
 
-def _containers(client: Any, filters: Mapping[str, list[str]]) -> list[Container]:
+def _inspected(client: Any, filters: Mapping[str, list[str]]) -> list[Mapping[str, Any]]:
     """The one filtered list call, then the inspects it needs (env, port bindings, limits) in
     parallel: the SDK's containers.list() runs them one after another, 6 ms each."""
     summary = client.api.containers(all=True, filters=filters)
 
-    def inspect(row: Mapping[str, Any]) -> Container | None:
+    def inspect(row: Mapping[str, Any]) -> Mapping[str, Any] | None:
         try:
-            return container_record(client.api.inspect_container(row["Id"]))
+            return client.api.inspect_container(row["Id"])
         except docker.errors.NotFound:  # removed between the list and the inspect
             return None
 
@@ -125,7 +130,39 @@ def _containers(client: Any, filters: Mapping[str, list[str]]) -> list[Container
     else:
         with ThreadPoolExecutor(max_workers=min(INSPECT_WORKERS, len(summary))) as pool:
             found = list(pool.map(inspect, summary))
-    return [c for c in found if c is not None]
+    return [a for a in found if a is not None]
+
+
+def _role(attrs: Mapping[str, Any]) -> str:
+    return ((attrs.get("Config") or {}).get("Labels") or {}).get(L.ROLE, "model")
+
+
+def _started(attrs: Mapping[str, Any]) -> str:
+    whole, _, frac = ((attrs.get("State") or {}).get("StartedAt") or "").rstrip("Z").partition(".")
+    return whole + "." + frac.ljust(9, "0")
+
+
+def _containers(client: Any, filters: Mapping[str, list[str]]) -> list[Container]:
+    """Model containers (and fronts of older mlspec versions). The target's shared front and pod
+    (mlspec/apply/infra.py) are not listed: they say whether each model is reachable. A model is
+    published on its deployment's port while the front runs and it sits in the running pod; one
+    that joined the pod before the pod last started is cut off ("detached")."""
+    found = _inspected(client, filters)
+    running = {_role(a) for a in found if (a.get("State") or {}).get("Status") == "running"}
+    pod = next((a for a in found if _role(a) == "pod" and "pod" in running), None)
+    out = []
+    for attrs in found:
+        if _role(attrs) in L.INFRA_ROLES:
+            continue
+        c = container_record(attrs)
+        mode = (attrs.get("HostConfig") or {}).get("NetworkMode") or ""
+        if mode.startswith("container:"):
+            attached = pod is not None and mode == f"container:{pod['Id']}" and _started(attrs) >= _started(pod)
+            port = (_label_json(c.labels).get("port") if attached and "front" in running else None)
+            c = dataclasses.replace(c, ports=(port,) if isinstance(port, int) else (),
+                                    status=c.status if attached or not c.running else "detached")
+        out.append(c)
+    return out
 
 
 def read_target(project: str, target: Target, factory: ClientFactory = client_for) -> TargetState:

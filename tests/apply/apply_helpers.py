@@ -14,6 +14,8 @@ def cleanup(client, project: str) -> None:
         c.remove(force=True)
     for n in client.networks.list(filters=scope):
         n.remove()
+    for v in client.volumes.list(filters=scope):  # the routing table of each target's front
+        v.remove(force=True)
     for image in client.images.list(filters=scope):  # tagged or dangling (a re-used tag)
         try:
             client.images.remove(image.id, force=True)

@@ -47,6 +47,9 @@ class FakeTarget:
     def __init__(self, rec, name):
         self.rec, self.name = rec, name
 
+    def prepare(self, rollouts):
+        self.rec.note(f"prepare {self.name} " + ",".join(r.deployment.address for r in rollouts))
+
     def deploy(self, r):
         self.rec.note(f"deploy {r.deployment.address} {r.deployment.version}")
 
@@ -95,6 +98,7 @@ def test_stages_run_in_order_images_gates_deployments_files():
     assert rec.calls == [
         "build churn@1.1.0 on local",
         "gate churn@1.1.0 vs None",
+        "prepare local deployment.churn.local",  # each target sees all its rollouts first
         "deploy deployment.churn.local 1.1.0",
         "write 8 files",
     ]

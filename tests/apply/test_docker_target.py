@@ -13,7 +13,8 @@ import pytest
 
 from apply_helpers import infer, output
 from mlspec import labels as L
-from mlspec.apply.containers import Rollout, alias
+from mlspec.apply.containers import Rollout
+from mlspec.apply.infra import serving_port
 from mlspec.apply.docker_target import DockerTarget
 from mlspec.errors import ApplyError
 
@@ -52,6 +53,11 @@ def models(engine, project: str, deployment: str = "churn") -> list:
     return engine.containers.list(filters=f)
 
 
+def routes(target) -> dict:
+    """The table the front itself reports (not mlspec's copy of it)."""
+    return target.infra.ask({"op": "get"})["routes"]
+
+
 def test_a_deployment_serves_through_its_front_with_every_label_and_hardening(engine, target, rollout):
     r = rollout("1.1.0")
     target.deploy(r)
@@ -66,7 +72,9 @@ def test_a_deployment_serves_through_its_front_with_every_label_and_hardening(en
     assert c.attrs["Config"]["User"] == "10001:10001"
     assert "API_KEY=s3cret-value" in c.attrs["Config"]["Env"]
     assert "s3cret-value" not in str(c.labels) and "s3cret-value" not in "\n".join(target.lines)
-    assert hc["PortBindings"] in (None, {})  # only the front publishes a port
+    assert hc["PortBindings"] in (None, {})  # only the front listens on the published port
+    assert hc["NetworkMode"] == f"container:{target.infra.pod.id}"  # in the target's pod, on its own port
+    assert f"MLSPEC_PORT={serving_port(c)}" in c.attrs["Config"]["Env"]
     target.deploy(r)  # a second apply changes nothing
     assert [x.id for x in models(engine, r.project)] == [c.id]
 
@@ -199,18 +207,16 @@ def test_a_version_that_never_gets_ready_is_removed_and_the_old_one_keeps_servin
     assert ("listening" in message) if "MLSPEC_FAIL_READY" in bad.deployment.env else ("sha256" in message)
     assert [c.id for c in models(engine, target.project)] == [old.id]
     assert load.failed == [] and load.versions == {"1.0.0"}
-    old.reload()
-    assert alias("churn") in old.attrs["NetworkSettings"]["Networks"][f"mlspec-{target.project}-local"]["Aliases"]
+    assert routes(target)["churn"]["backends"] == [serving_port(old)]  # still the one in rotation
 
 
 def test_killed_before_the_switch_the_next_deploy_converges(engine, target, rollout):
     r = rollout("1.1.0")
     target.deploy(rollout("1.0.0"))
-    net = f"mlspec-{target.project}-local"
     # What a SIGKILL after "new container started" leaves: a container with the new hash, not in rotation.
     from mlspec.apply import containers as C
     user = engine.images.get(r.image).attrs["Config"]["User"]
-    stray = engine.containers.run(**C.model_create_args(r, user, net))
+    stray = engine.containers.run(**C.model_create_args(r, user, target.infra.pod.id, target.infra.allocate()))
     target.deploy(r)
     live = models(engine, target.project)
     assert [c.labels[L.VERSION] for c in live] == ["1.1.0"] and stray.id not in {c.id for c in live}
@@ -234,3 +240,45 @@ def test_no_wait_puts_a_new_deployment_in_rotation_at_once_but_a_replace_still_w
     with pytest.raises(ApplyError, match="not ready"):
         target.deploy(rollout("1.0.0", env={"MLSPEC_FAIL_READY": "1"}, readiness_timeout=8.0))
     assert infer(rollout.port, ROW)["model_version"] == "1.1.0", "the serving version was never touched"
+
+
+def test_a_pod_restart_detaches_its_models_and_the_next_deploy_replaces_them(engine, target, rollout, quickstart):
+    from mlspec.state.docker_reader import read_target
+    r = rollout("1.1.0")
+    target.deploy(r)
+    [before] = models(engine, r.project)
+    target.infra.pod.restart(timeout=5)  # a new network namespace: the model is cut off from it
+    [seen] = [c for c in read_target(r.project, quickstart.project.target("local")).containers if c.role == "model"]
+    assert seen.status == "detached" and seen.ports == ()
+    again = DockerTarget(engine, r.project, "local", target.proxy_image, publish_address="127.0.0.1")
+    again.deploy(r)
+    [after] = models(engine, r.project)
+    assert after.id != before.id and infer(rollout.port, ROW)["model_version"] == "1.1.0"
+    [seen] = [c for c in read_target(r.project, quickstart.project.target("local")).containers if c.role == "model"]
+    assert seen.status == "running" and seen.ports == (rollout.port,)
+
+
+def test_a_new_front_takes_over_the_ports_without_failing_a_request(engine, target, rollout, monkeypatch):
+    r = rollout("1.0.0")
+    target.deploy(r)
+    [old_front] = [c for c in engine.containers.list(filters={"label": f"{L.PROJECT}={r.project}"})
+                   if c.labels[L.ROLE] == "front"]
+    from mlspec.apply.infra import Infra
+    monkeypatch.setattr(Infra, "front_hash", lambda self: "f" * 64)  # as after an upgrade of mlspec
+    with Load(rollout.port) as load:
+        time.sleep(0.5)
+        DockerTarget(engine, r.project, "local", target.proxy_image, publish_address="127.0.0.1").deploy(r)
+        time.sleep(0.5)
+    fronts = [c for c in engine.containers.list(all=True, filters={"label": f"{L.PROJECT}={r.project}"})
+              if c.labels[L.ROLE] == "front"]
+    assert [c.labels[L.CONFIG_HASH] for c in fronts] == ["f" * 64] and old_front.id not in {c.id for c in fronts}
+    assert load.failed == [] and load.ok > 20 and load.versions == {"1.0.0"}
+
+
+def test_a_port_taken_on_the_host_is_named_and_nothing_is_left_running(engine, target, rollout):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", rollout.port))
+        s.listen()
+        with pytest.raises(ApplyError, match=f"port {rollout.port}: Address already in use"):
+            target.deploy(rollout("1.1.0"))
+    assert models(engine, target.project) == []

@@ -320,7 +320,7 @@ class Project:
                 c.remove(force=True)
             except Exception:  # noqa: BLE001 - gone already
                 pass
-        for n in self.networks():
+        for n in self.networks() + self.client.volumes.list(filters={"label": f"{PROJECT_LABEL}={self.name}"}):
             try:
                 n.remove()
             except Exception:  # noqa: BLE001
@@ -346,17 +346,17 @@ def by_role(project: Project) -> dict[str, list]:
 def assert_converged(project: Project, *, version: str, replicas: int = 1,
                      deployment: str = "churn") -> list:
     """plan --detailed-exitcode says no changes; exactly ``replicas`` running model containers of
-    ``version`` and one front for the deployment; no lock and no other container of the project.
-    Returns the model containers."""
+    ``version``, one front and one pod for the target; no lock and no other container of the
+    project. Returns the model containers."""
     plan = project.cli("plan", "--detailed-exitcode")
     assert plan.rc == 0, f"plan after apply is not empty:\n{plan}"
     roles = by_role(project)
-    assert set(roles) <= {"model", "proxy"}, f"stray containers: { {r: [c.name for c in cs] for r, cs in roles.items()} }"
+    assert set(roles) <= {"model", "front", "pod"}, f"stray containers: { {r: [c.name for c in cs] for r, cs in roles.items()} }"
     models = [c for c in roles.get("model", []) if c.labels.get("io.mlspec.deployment") == deployment]
-    proxies = [c for c in roles.get("proxy", []) if c.labels.get("io.mlspec.deployment") == deployment]
+    shared = roles.get("front", []) + roles.get("pod", [])
     assert len(models) == replicas, [(c.name, c.status, c.labels.get("io.mlspec.version")) for c in models]
-    assert len(proxies) == 1, [c.name for c in proxies]
-    for c in models + proxies:
+    assert sorted(c.labels["io.mlspec.role"] for c in shared) == ["front", "pod"], [c.name for c in shared]
+    for c in models + shared:
         assert c.status == "running", (c.name, c.status)
     assert {c.labels["io.mlspec.version"] for c in models} == {version}
     return models

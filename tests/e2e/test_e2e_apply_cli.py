@@ -114,7 +114,7 @@ def test_a_saved_plan_stale_by_a_spec_change_is_refused(cli, plans):
     assert res.rc == 1, res
     assert "The saved plan is stale: the spec files changed since it was made" in res.err
     assert model_ids(cli) == before
-    assert by_role(cli).keys() == {"model", "proxy"}  # and the lock was released
+    assert by_role(cli).keys() == {"model", "front", "pod"}  # and the lock was released
 
 
 def test_a_saved_plan_stale_by_a_live_change_is_refused(cli, plans):

@@ -91,7 +91,7 @@ def test_a_broken_version_is_refused_and_the_old_one_keeps_serving(qs):
     assert traffic.versions() == {"1.1.0"}, traffic.summary()
     # The old container is the one serving, untouched; the refused one is gone; no lock is left.
     roles = by_role(qs)
-    assert set(roles) == {"model", "proxy"}, roles
+    assert set(roles) == {"model", "front", "pod"}, roles
     assert [c.id for c in roles["model"]] == serving
     assert roles["model"][0].status == "running"
     assert infer(qs.port, ROWS)["model_version"] == "1.1.0"

@@ -35,11 +35,12 @@ from mlspec import labels as L
 from mlspec.apply import containers as C
 from mlspec.apply import readiness
 from mlspec.apply.containers import Rollout
-from mlspec.apply.infra import Infra, ensure_image, serving_port
+from mlspec.apply.infra import Infra, ensure_image, serving_port, stop_and_remove
 from mlspec.errors import ApplyError
 
 Log = Callable[[str], None]
-STOP_TIMEOUT = 30  # seconds of drain before SIGKILL; the server drains in 10 s by default
+
+
 def created(c) -> tuple[str, str]:
     # RFC 3339 with the fraction's trailing zeros trimmed: pad it so text order is time order.
     stamp = c.attrs.get("Created", "").rstrip("Z")
@@ -86,10 +87,10 @@ class DockerTarget:
         entries = {}
         for r in rollouts:
             d = r.deployment
-            if d.name not in live and d.name not in infra.routes:
+            if d.name not in live and d.name not in infra.table.routes:
                 self._planned[d.name] = [infra.allocate() for _ in range(d.replicas)]
                 entries[d.name] = {"port": d.port, "backends": sorted(self._planned[d.name])}
-        self._refused.update(infra.route(entries) if entries else {})
+        self._refused.update(infra.table.route(entries) if entries else {})
 
     # -- public ------------------------------------------------------------------------------
 
@@ -111,8 +112,8 @@ class DockerTarget:
             self._await_ready(r, fresh, keep=old or keep)
         self._stop(self._role(d.name, "proxy"), "per-deployment front of an older mlspec")
         entry = {"port": d.port, "backends": sorted(serving_port(c) for c in keep + fresh if c not in retire)}
-        if infra.routes.get(d.name) != entry:
-            refused = infra.route({d.name: entry}).get(d.name)
+        if infra.table.routes.get(d.name) != entry:
+            refused = infra.table.route({d.name: entry}).get(d.name)
             if refused:
                 self._stop(fresh, "failed")
                 raise ApplyError(f"{d.address}: {refused}")
@@ -145,8 +146,8 @@ class DockerTarget:
                 self.log(f"{r.deployment.address}: {c.name} started ({r.deployment.version})")
         except docker.errors.APIError as exc:
             self._stop(started, "failed")
-            if r.deployment.name in self.infra.routes and not self._models(r.deployment.name):
-                self.infra.route({r.deployment.name: None})  # routed by prepare(): nothing to route to
+            if r.deployment.name in self.infra.table.routes and not self._models(r.deployment.name):
+                self.infra.table.route({r.deployment.name: None})  # routed by prepare(): nothing to route to
             raise ApplyError(f"{r.deployment.address}: the engine could not start {r.image} "
                              f"({exc.explanation}); nothing was switched.") from exc
         return started
@@ -169,12 +170,7 @@ class DockerTarget:
         # SIGTERM and wait: the server drains what is in flight; the front already retries
         # anything it refuses on another backend. Containers drain side by side.
         def stop(c) -> None:
-            try:
-                c.stop(timeout=STOP_TIMEOUT)
-                c.remove(force=True)
-                self.log(f"{c.name}: stopped and removed ({why})")
-            except docker.errors.NotFound:
-                pass
+            stop_and_remove(c, why, self.log)
             if c.labels.get(L.SERVING_PORT):
                 self.infra.release(c)
 

@@ -11,9 +11,7 @@ How traffic reaches a model on a single host
 - The **front** ``mlspec-<project>-<target>-front-<hash>`` (host network, ``mlspec/apply/proxy.py``
   in table mode) listens on every deployment's published port and forwards each request to the
   pod's address on a port the routing table lists for that deployment. The table lives in the
-  same volume; mlspec changes it through the front's control socket (``exec``), which answers only
-  once the front listens (or says why it cannot). Updates from deployments rolled out in parallel
-  are written together (group commit): one ``exec`` for many deployments.
+  same volume; mlspec changes it through the front's control socket (``mlspec/apply/routes.py``).
 - A deployment is *in rotation* on exactly the ports its table entry lists. A replace starts the
   new containers, waits for them (probed from inside the pod), sets the entry to the new ports in
   one write, then drains the old containers with SIGTERM.
@@ -24,7 +22,6 @@ How traffic reaches a model on a single host
 from __future__ import annotations
 
 import hashlib
-import json
 import threading
 from typing import Any, Callable
 
@@ -33,16 +30,15 @@ import docker.errors
 
 from mlspec import labels as L
 from mlspec.apply import containers as C
-from mlspec.apply.proxy import CONTROL_CLIENT
+from mlspec.apply.routes import CONTROL, Routes
 from mlspec.errors import ApplyError
 from mlspec.plan.hashing import sha256_json
 
 Log = Callable[[str], None]
 ROUTES_DIR = "/routes"
-CONTROL = "/tmp/mlspec-front.sock"
 FIRST_PORT = 20000  # model ports inside a pod; nothing else listens there
 INFRA_MEMORY = "64m"
-STOP_TIMEOUT = 30
+STOP_TIMEOUT = 30  # seconds of drain before SIGKILL; the server drains in 10 s by default
 # The pod: writes its address (the one the front reaches it on) for the front, then sleeps.
 POD_SOURCE = """
 import json, os, signal, socket, sys
@@ -91,6 +87,16 @@ def ensure_image(client: docker.DockerClient, image: str, log: Log) -> None:
                              f"({exc.explanation}); build and push it first.") from exc
 
 
+def stop_and_remove(c, why: str, log: Log) -> None:
+    """SIGTERM, up to STOP_TIMEOUT seconds to drain, then remove; gone already is fine."""
+    try:
+        c.stop(timeout=STOP_TIMEOUT)
+        c.remove(force=True)
+        log(f"{c.name}: stopped and removed ({why})")
+    except docker.errors.NotFound:
+        pass
+
+
 def _started(c) -> str:
     whole, _, frac = c.attrs.get("State", {}).get("StartedAt", "").rstrip("Z").partition(".")
     return whole + "." + frac.ljust(9, "0")
@@ -104,15 +110,10 @@ class Infra:
                  publish_address: str, log: Log):
         self.client, self.project, self.target, self.image = client, project, target, image
         self.publish_address, self.log = publish_address, log
-        self.pod = self.front = None
-        self.routes: dict[str, dict[str, Any]] = {}
+        self.pod = None
+        self.table = Routes(target)
         self._setup_lock, self._ports_lock, self._ready = threading.Lock(), threading.Lock(), False
         self._taken: set[int] = set()
-        # Group commit of route changes: see route().
-        self._cv = threading.Condition()
-        self._pending: dict[str, Any] = {}
-        self._batch, self._done, self._writing = 0, -1, False
-        self._replies: dict[int, dict[str, Any]] = {}
 
     @property
     def volume(self) -> str:
@@ -126,8 +127,8 @@ class Infra:
                 net = self._network()
                 self.client.volumes.create(self.volume, labels=infra_labels(self.project, self.target, "routes", ""))
                 self.pod = self._pod(net)
-                self.front = self._front()
-                self.routes = self.ask({"op": "get"})["routes"]
+                self.table.front = self._front()
+                self.table.routes = self.table.ask({"op": "get"})["routes"]
                 self._taken = {p for c in self.models() if (p := serving_port(c)) is not None}
                 self._ready = True
         return self
@@ -184,65 +185,17 @@ class Infra:
                          "MLSPEC_PROXY_CONTROL": CONTROL, "MLSPEC_PROXY_LISTEN": self.publish_address},
             volumes={self.volume: {"bind": ROUTES_DIR, "mode": "rw"}}, cap_add=["NET_BIND_SERVICE"], **infra_hardening())
         front.start()
-        self.front = front
-        self.ask({"op": "get"})  # answers once it listens on every port of the table
+        self.table.ask({"op": "get"}, front)  # answers once it listens on every port of the table
         self.log(f"{front.name}: listening on {self.publish_address} (host network)")
         old = [c for c in fronts if c.status == "running"]
         self._stop(old, "old front")  # it drained while the new one already took connections
         return front
 
-    # -- the routing table -------------------------------------------------------------------
-
-    def ask(self, request: dict[str, Any], front=None) -> dict[str, Any]:
-        front = front or self.front
-        res = front.exec_run(["python3", "-I", "-S", "-c", CONTROL_CLIENT, CONTROL, json.dumps(request)])
-        lines = res.output.decode(errors="replace").strip().splitlines()
-        try:
-            reply = json.loads(lines[-1])
-        except (ValueError, IndexError):
-            reply = {"error": (lines[-1] if lines else "no answer")[:300]}
-        if res.exit_code != 0 or "error" in reply:
-            raise ApplyError(f"the front of target {self.target} ({front.name}) did not answer: "
-                             f"{reply.get('error')}; see `docker logs {front.name}`.")
-        return reply
-
-    def route(self, entries: dict[str, dict[str, Any] | None]) -> dict[str, str]:
-        """Set (or, with None, drop) deployments' table entries; returns once the front uses them,
-        with the reason for each entry it could not take (a port it cannot listen on).
-        Concurrent calls are written together: whoever finds no write running takes every entry
-        waiting so far, the others wait for the batch that holds theirs."""
-        with self._cv:
-            self._pending.update(entries)
-            mine = self._batch
-            while self._done < mine:
-                if not self._writing and self._batch == mine:
-                    batch, self._pending, self._writing = self._pending, {}, True
-                    self._batch += 1
-                    break
-                self._cv.wait()
-            else:
-                return self._refused(entries, self._replies[mine])
-        try:
-            reply = self.ask({"op": "set", "routes": batch})
-        except ApplyError as exc:
-            reply = {"failed": str(exc)}
-        with self._cv:
-            self._writing, self._done, self._replies[mine] = False, mine, reply
-            self.routes = reply.get("routes", self.routes)
-            self._cv.notify_all()
-        return self._refused(entries, reply)
-
-    @staticmethod
-    def _refused(entries: dict[str, Any], reply: dict[str, Any]) -> dict[str, str]:
-        if "failed" in reply:
-            raise ApplyError(reply["failed"])
-        errors = reply.get("errors") or {}
-        return {name: f"the front could not listen for it ({errors[name]}); free the port or change it "
-                      "in the spec." for name, entry in entries.items() if entry is not None and name in errors}
+    # -- reading -------------------------------------------------------------------------------
 
     def serving(self, c, deployment: str) -> bool:
         """Running in the current pod and listed in the deployment's table entry."""
-        entry = self.routes.get(deployment) or {}
+        entry = self.table.routes.get(deployment) or {}
         return c.status == "running" and self.in_pod(c) and serving_port(c) in entry.get("backends", ())
 
     def in_pod(self, c) -> bool:
@@ -276,26 +229,21 @@ class Infra:
 
     def _stop(self, found: list, why: str) -> None:
         for c in found:
-            try:
-                c.stop(timeout=STOP_TIMEOUT)
-                c.remove(force=True)
-                self.log(f"{c.name}: stopped and removed ({why})")
-            except docker.errors.NotFound:
-                pass
+            stop_and_remove(c, why, self.log)
 
     def drop(self, deployment: str) -> None:
         """Take a deployment out of the table, if a front runs to hold one."""
         fronts = [c for c in self._role("front") if c.status == "running"]
         if fronts:
-            self.front = self.front or fronts[0]
-            self.route({deployment: None})
+            self.table.front = self.table.front or fronts[0]
+            self.table.route({deployment: None})
 
     def remove_if_unused(self) -> None:
         """The front, pod, volume and network go with the target's last model container."""
         if self.models():
             return
         self._stop(self._role("front") + self._role("pod"), "no deployment left")
-        self._ready, self.front, self.pod, self.routes = False, None, None, {}
+        self._ready, self.pod, self.table = False, None, Routes(self.target)
         for v in self.client.volumes.list(filters={"name": self.volume}):
             if v.name == self.volume:
                 try:

@@ -55,7 +55,7 @@ def models(engine, project: str, deployment: str = "churn") -> list:
 
 def routes(target) -> dict:
     """The table the front itself reports (not mlspec's copy of it)."""
-    return target.infra.ask({"op": "get"})["routes"]
+    return target.infra.table.ask({"op": "get"})["routes"]
 
 
 def test_a_deployment_serves_through_its_front_with_every_label_and_hardening(engine, target, rollout):

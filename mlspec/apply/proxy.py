@@ -16,6 +16,21 @@ Two modes share one request path (``Handler`` -> ``forward``, with retries):
 A backend that refuses the connection, drops it before answering, or answers 503 (not ready, or
 draining after SIGTERM) is skipped and the request goes to the next one until the retry window
 ends: every endpoint of the model server is idempotent, so a retry cannot apply anything twice.
+
+A table-mode front is replaced (new mlspec) without failing a request, as HAProxy and Envoy do it:
+the running front listens on the unix socket MLSPEC_PROXY_HANDOVER (default ``handover.sock``
+beside the table, in the volume both fronts share). A new front connects there before it binds
+anything and receives every listening socket (SCM_RIGHTS); both accept from the same kernel queue
+until the old one gets SIGTERM and closes its copy: the socket, and the connections queued on it,
+live on in the new front. The newest front renames its own handover socket onto the path, so the
+next one takes the sockets from it. If nothing answers there (the first front, a file left by a
+dead one, a front from before the handover) the new front binds beside the old one: SO_REUSEPORT
+stays on for that case. Connections queued on the old socket may then be reset as it closes, but
+without it the bind would fail and the port go dark once the old front stops.
+
+On SIGTERM (both modes) a front stops accepting, answers each request still arriving on an open
+connection with ``Connection: close`` (the client reopens, on the front that stays), closes the
+connections idle for over a second, waits for the requests in flight (bounded) and exits 0.
 """
 
 import contextlib
@@ -114,27 +129,49 @@ def forward(host, port, method, path, headers, body):
         conn.close()
 
 
-class InFlight:
-    """Requests being answered: handler threads are daemons, so SIGTERM must wait for them."""
+DRAINING = threading.Event()  # set on SIGTERM: every answer from then on closes its connection
+
+
+class Connections:
+    """Open client connections, each idle since a time or busy (None). Handler threads are
+    daemons, so SIGTERM must wait for the busy ones, and close the idle ones itself."""
 
     def __init__(self):
-        self.count, self.cond = 0, threading.Condition()
+        self.since, self.cond = {}, threading.Condition()
 
-    def __enter__(self):
+    def mark(self, conn, since):
         with self.cond:
-            self.count += 1
+            self.since[conn] = since
 
-    def __exit__(self, *exc):
+    def drop(self, conn):
         with self.cond:
-            self.count -= 1
+            self.since.pop(conn, None)
             self.cond.notify_all()
 
-    def wait_idle(self, timeout):
+    def drain(self, timeout, idle=1.0):
+        deadline = time.monotonic() + timeout
         with self.cond:
-            self.cond.wait_for(lambda: self.count == 0, timeout)
+            while self.since and time.monotonic() < deadline:
+                for conn, since in self.since.items():
+                    if since is not None and time.monotonic() - since > idle:
+                        with contextlib.suppress(OSError):  # its thread reads EOF and closes it
+                            conn.shutdown(socket.SHUT_RD)
+                self.cond.wait(0.1)
 
 
-IN_FLIGHT = InFlight()
+CONNS = Connections()
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def process_request(self, request, client_address):
+        CONNS.mark(request, time.monotonic())  # before its thread starts: a drain must see it
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request):
+        super().shutdown_request(request)
+        CONNS.drop(request)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -142,13 +179,17 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "mlspec-proxy"
     timeout = 120
+    disable_nagle_algorithm = True  # else a kept-alive client waits 40 ms for the body (delayed ACK)
 
     def log_message(self, format, *args):
         pass
 
     def do_GET(self):
-        with IN_FLIGHT:
+        CONNS.mark(self.connection, None)
+        try:
             self._proxy()
+        finally:
+            CONNS.mark(self.connection, time.monotonic())
 
     do_POST = do_PUT = do_DELETE = do_PATCH = do_HEAD = do_OPTIONS = do_GET
 
@@ -196,7 +237,10 @@ class Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY:
             raise ValueError("request body too large")
-        return self.rfile.read(length) if length else b""
+        body = self.rfile.read(length) if length else b""
+        if len(body) < length:  # the client went away: never forward a truncated body
+            raise ValueError("request body cut short")
+        return body
 
     def _reply(self, status, headers, data, close=False):
         self.send_response(status)
@@ -204,7 +248,7 @@ class Handler(BaseHTTPRequestHandler):
             if k.lower() not in HOP_BY_HOP and k.lower() not in ("content-length", "server", "date"):
                 self.send_header(k, v)
         self.send_header("Content-Length", str(len(data)))
-        if close:
+        if close or DRAINING.is_set():
             self.close_connection = True
             self.send_header("Connection", "close")
         self.end_headers()
@@ -213,20 +257,35 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def serve_dns():
-    server = ThreadingHTTPServer(("0.0.0.0", LISTEN_PORT), Handler)
-    server.daemon_threads = True
+    server = Server(("0.0.0.0", LISTEN_PORT), Handler)
     server.backends = dns_backends
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+
+    def stop():
+        DRAINING.set()
+        server.shutdown()
+
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=stop).start())
     log("proxy listening", port=LISTEN_PORT, backend=BACKEND)
     server.serve_forever()
+    server.server_close()
+    CONNS.drain(READ_TIMEOUT + RETRY_WINDOW)
     return 0
 
 
 # --- table mode ---------------------------------------------------------------------------------
 
-class Listener(ThreadingHTTPServer):
-    """One route's port. SO_REUSEPORT lets a replacement front bind it while this one drains."""
-    daemon_threads = True
+class Listener(Server):
+    """One route's port: bound here (SO_REUSEPORT: see the module's docstring), or a socket taken
+    over from the previous front."""
+
+    def __init__(self, address, sock=None):
+        super().__init__(address, Handler, bind_and_activate=sock is None)
+        if sock:
+            self.socket.close()
+            self.socket = sock
+        # Two fronts accept from a taken-over socket: the one that loses a connection to the other
+        # must go back to its loop (and see a shutdown), not block in accept().
+        self.socket.setblocking(False)
 
     def server_bind(self):
         self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -294,7 +353,8 @@ class Front:
     def __init__(self, path, pod, listen):
         self.path, self.pod, self.listen = path, pod, listen
         self.routes, self.servers, self.errors = {}, {}, {}
-        self.lock, self.stopping = threading.Lock(), False
+        self.taken = {}  # (address, port): listening socket handed over by the previous front
+        self.lock, self.stopping, self.handed = threading.Lock(), False, False
 
     def load(self):
         try:
@@ -306,6 +366,9 @@ class Front:
             log("routes table unreadable, starting empty", path=self.path, error=repr(e))
         for name, route in list(self.routes.items()):
             self.bind(name, route)
+        for sock in self.taken.values():  # a port no route of the table has
+            sock.close()
+        self.taken = {}
 
     def backends(self, name):
         def current():
@@ -324,7 +387,7 @@ class Front:
         if holder is not None:  # SO_REUSEPORT would let both bind, and share the connections
             return self.refuse(name, f"port {port}: already the port of route {holder}")
         try:
-            server = Listener((self.listen, port), Handler)
+            server = Listener((self.listen, port), self.taken.pop((self.listen, port), None))
         except OSError as e:
             return self.refuse(name, f"port {port}: {e.strerror or e}")
         server.backends = self.backends(name)
@@ -380,8 +443,9 @@ class Front:
         except ValueError as e:  # json.JSONDecodeError included
             return {"error": f"bad request: {e}"}
         with self.lock:
-            if self.stopping:
-                return {"error": "the front is stopping"}
+            if self.stopping or self.handed:  # a set here would be lost with this front
+                return {"error": "the front is stopping" if self.stopping else
+                        "the front handed its ports over to a newer front"}
             if op == "get":
                 return self.state()
             self.set(changes)
@@ -397,6 +461,63 @@ class Front:
             close_all(list(self.servers.values()))
 
 
+def take_over(path):
+    """The listening sockets of the front that holds ``path``, by (address, port)."""
+    taken, names = {}, {}
+    with socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET) as conn:
+        conn.settimeout(10)
+        try:
+            conn.connect(path)
+            while True:  # messages of route names with their sockets, until the old front closes
+                msg, fds, _, _ = socket.recv_fds(conn, 1 << 20, 253)
+                if not msg:
+                    break
+                for name, fd in zip(json.loads(msg), fds):
+                    sock = socket.socket(fileno=fd)
+                    taken[sock.getsockname()[:2]], names[name] = sock, sock.getsockname()[1]
+        except (FileNotFoundError, ConnectionRefusedError):
+            pass  # the first front, or a file left by a dead one
+        except (OSError, ValueError) as e:
+            log("handover cut short, binding the rest", path=path, error=repr(e))
+    if names:
+        log("listeners taken over", ports=names)
+    return taken
+
+
+def hand_over(path, front):
+    """Give the front's listening sockets to each newer front that connects, one at a time."""
+    tmp = f"{path}.{os.urandom(4).hex()}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    try:
+        sock.bind(tmp)
+        sock.listen()
+        os.replace(tmp, path)  # atomically: a newer front never finds the path missing
+    except OSError as e:
+        sock.close()
+        return log("no handover socket: a newer front will bind beside this one", path=path, error=repr(e))
+
+    def serve():
+        while True:
+            conn, _ = sock.accept()
+            conn.settimeout(10)  # a newer front that stops reading must not hold the lock
+            with conn, front.lock:
+                if front.stopping:  # its sockets are closed or closing: the new front binds its own
+                    continue
+                items = list(front.servers.items())
+                try:
+                    for i in range(0, len(items), 200):  # SCM_RIGHTS carries at most 253 fds
+                        batch = items[i:i + 200]
+                        socket.send_fds(conn, [json.dumps([n for n, _ in batch]).encode()],
+                                        [s.socket.fileno() for _, s in batch])
+                except OSError as e:
+                    log("handover failed", error=repr(e))
+                    continue
+                front.handed = True
+                log("listeners handed over", routes=sorted(front.servers))
+
+    threading.Thread(target=serve, daemon=True).start()
+
+
 class ControlHandler(socketserver.StreamRequestHandler):
     timeout = 10  # a client that sends no line must not hold a thread for long
 
@@ -409,9 +530,15 @@ class ControlHandler(socketserver.StreamRequestHandler):
 
 
 def serve_table():
-    front = Front(os.environ["MLSPEC_PROXY_ROUTES"], PodAddress(os.environ.get("MLSPEC_PROXY_POD", "")),
+    table = os.environ["MLSPEC_PROXY_ROUTES"]
+    handover = os.environ.get("MLSPEC_PROXY_HANDOVER") or os.path.join(os.path.dirname(table),
+                                                                       "handover.sock")
+    front = Front(table, PodAddress(os.environ.get("MLSPEC_PROXY_POD", "")),
                   os.environ.get("MLSPEC_PROXY_LISTEN", "0.0.0.0"))
+    front.taken = take_over(handover)  # before binding anything
+    taken = sorted(port for _, port in front.taken)
     front.load()
+    hand_over(handover, front)
     path = os.environ.get("MLSPEC_PROXY_CONTROL", "/tmp/mlspec-front.sock")
     with contextlib.suppress(FileNotFoundError):
         os.unlink(path)  # left by a killed front
@@ -419,6 +546,7 @@ def serve_table():
     control.daemon_threads, control.front = True, front
 
     def stop():
+        DRAINING.set()
         front.stop()
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
@@ -426,9 +554,9 @@ def serve_table():
 
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=stop).start())
     log("front listening", ports={n: r["port"] for n, r in front.routes.items() if n in front.servers},
-        errors=front.errors, control=path)
+        taken=taken, errors=front.errors, control=path)
     control.serve_forever()
-    IN_FLIGHT.wait_idle(READ_TIMEOUT + RETRY_WINDOW)
+    CONNS.drain(READ_TIMEOUT + RETRY_WINDOW)
     return 0
 
 

@@ -3,6 +3,7 @@ as the apply tool drives it through `docker exec` (stdlib only, like in the imag
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import shutil
@@ -22,19 +23,21 @@ from proxy_helpers import PROXY_SOURCE, call, free_port, refuses, serve_stub, st
 
 
 class Front:
-    """One front process with its table, pod file and control socket; restartable on the same files."""
+    """One front process with its table, pod file and control socket; restartable on the same files.
+    Fronts made on one directory share the table and the pod, as fronts of one target share a volume."""
 
-    def __init__(self, tmp_path: Path, sock_dir: Path):
+    def __init__(self, tmp_path: Path, sock_dir: Path, handover: Path):
         self.table, self.pod = tmp_path / "routes" / "routes.json", tmp_path / "pod"
-        self.table.parent.mkdir()
+        self.table.parent.mkdir(exist_ok=True)
         self.pod.write_text("127.0.0.1\n")
         self.control = sock_dir / "front.sock"  # unix socket paths must stay under 108 bytes
+        self.handover = handover
         self.proc, self.lines = None, []
 
     def start(self, retry: float = 0.3) -> dict:
         env = dict(os.environ, MLSPEC_PROXY_ROUTES=str(self.table), MLSPEC_PROXY_POD=str(self.pod),
                    MLSPEC_PROXY_CONTROL=str(self.control), MLSPEC_PROXY_LISTEN="127.0.0.1",
-                   MLSPEC_PROXY_RETRY_SECONDS=str(retry))
+                   MLSPEC_PROXY_HANDOVER=str(self.handover), MLSPEC_PROXY_RETRY_SECONDS=str(retry))
         self.proc = subprocess.Popen([sys.executable, "-c", PROXY_SOURCE], env=env, stdout=subprocess.PIPE)
         self.lines = []
         # A reader thread, so the front never blocks on a full stdout pipe.
@@ -80,8 +83,9 @@ def front(tmp_path):
     sock_dir = Path(tempfile.mkdtemp(prefix="mlspec-front-"))
     made = []
 
-    def make(base: Path = tmp_path) -> Front:
-        made.append(Front(base, sock_dir if not made else Path(tempfile.mkdtemp(dir=sock_dir))))
+    def make(base: Path = tmp_path, handover: str = "handover.sock") -> Front:
+        made.append(Front(base, sock_dir if not made else Path(tempfile.mkdtemp(dir=sock_dir)),
+                          sock_dir / handover))
         return made[-1]
 
     yield make
@@ -230,17 +234,138 @@ def test_a_table_that_cannot_be_written_is_reported_with_the_routes_applied(fron
     assert answer["routes"] == {"m": route(port, a)} and served_by(port) == a.name
 
 
-def test_a_replacement_front_binds_the_same_ports_while_the_old_one_runs(front, stubs, tmp_path):
+def test_a_front_that_finds_no_handover_binds_the_same_ports_beside_the_old_one(front, stubs):
     old, a = front(), stubs()
     old.start()
     p = free_port()
     old.set(m=route(p, a))
-    (tmp_path / "new").mkdir()
-    new = front(tmp_path / "new")
-    new.table.write_text(old.table.read_text())
-    assert new.start()["ports"] == {"m": p} and new.client({"op": "get"})[1]["errors"] == {}
+    new = front(handover="elsewhere.sock")  # as beside a front from before the handover
+    assert new.start()["taken"] == [] and new.client({"op": "get"})[1] == old.client({"op": "get"})[1]
     assert old.stop() == 0
     assert {served_by(p) for _ in range(5)} == {a.name}
+
+
+class Load:
+    """Requests in a loop on two threads, fresh connections and one keep-alive connection (an
+    ``http.client`` one: it reopens after ``Connection: close``, not after a reset)."""
+
+    def __init__(self, port: int):
+        self.port, self.stop, self.failed, self.connects = port, threading.Event(), [], 0
+        self.ok = {"fresh": 0, "keep-alive": 0}
+        self.threads = [threading.Thread(target=self._fresh), threading.Thread(target=self._keepalive)]
+        for t in self.threads:
+            t.start()
+
+    def _record(self, kind: str, fn) -> None:
+        try:
+            status, data = fn()
+            assert status == 200, data
+            self.ok[kind] += 1
+        except Exception as e:  # every kind of failure counts
+            self.failed.append(repr(e))
+
+    def _fresh(self):
+        while not self.stop.is_set():
+            self._record("fresh", lambda: call(self.port, "GET", "/v2/health/ready")[:2])
+
+    def _keepalive(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        connect = conn.connect
+
+        def counted():
+            self.connects += 1
+            connect()
+
+        def one():
+            conn.request("POST", "/v2/models/m/infer", b"{}")
+            resp = conn.getresponse()
+            return resp.status, resp.read()
+
+        conn.connect = counted
+        while not self.stop.is_set():
+            self._record("keep-alive", one)
+        conn.close()
+
+    def until(self, more: int) -> dict:
+        """Waits until each loop has answered ``more`` requests more; returns the counts before."""
+        before = dict(self.ok)
+        wait_for(lambda: all(self.ok[k] >= before[k] + more for k in before) or self.failed)
+        return before
+
+    def end(self) -> None:
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+
+def test_a_new_front_takes_the_sockets_over_and_the_old_one_drains_without_failing_a_request(front, stubs):
+    old, a = front(), stubs()
+    old.start()
+    p, q = free_port(), free_port()
+    old.set(m=route(p, a))
+    load = Load(p)
+    try:
+        load.until(50)
+        new = front()
+        assert new.start()["taken"] == [p]  # and nothing bound beside: SO_REUSEPORT not needed
+        assert new.client({"op": "get"})[1]["routes"] == {"m": route(p, a)}
+        assert "handed its ports over" in old.client({"op": "get"})[1]["error"]
+        load.until(50)  # both fronts accept from one socket now
+        assert old.stop() == 0
+        gone = load.until(100)  # the old front is gone: the new one answers both loops
+    finally:
+        load.end()
+    print(f"\nrequests {load.ok}, failed {len(load.failed)}, keep-alive connections {load.connects}")
+    assert load.failed == [] and all(load.ok[k] >= gone[k] + 100 for k in gone)
+    assert load.connects >= 2  # reopened when the old front's answer said Connection: close
+    assert new.set(n=route(q, a))["errors"] == {} and served_by(q) == a.name  # binds what is new
+
+
+def test_a_third_front_takes_the_sockets_from_the_newest(front, stubs):
+    first, a = front(), stubs()
+    first.start()
+    p = free_port()
+    first.set(m=route(p, a))
+    second, third = front(), front()
+    assert second.start()["taken"] == [p]
+    assert third.start()["taken"] == [p]
+    assert [m["msg"] for m in first.lines].count("listeners handed over") == 1
+    assert [m["msg"] for m in second.lines].count("listeners handed over") == 1
+    assert first.stop() == 0 and second.stop() == 0
+    assert served_by(p) == a.name
+
+
+def test_a_handover_file_left_by_a_dead_front_is_ignored(front, stubs):
+    dead, a = front(), stubs()
+    dead.start()
+    p = free_port()
+    dead.set(m=route(p, a))
+    dead.proc.kill()
+    dead.proc.wait()
+    assert dead.handover.is_socket()
+    f = front()
+    assert f.start()["taken"] == [] and f.client({"op": "get"})[1]["errors"] == {}
+    assert served_by(p) == a.name
+
+
+def test_after_sigterm_a_kept_alive_connection_is_told_to_close_and_an_idle_one_is_closed(front, stubs):
+    f, a = front(), stubs()
+    f.start()
+    p = free_port()
+    f.set(m=route(p, a))
+    status, _, busy = call(p, "GET", "/v2/health/ready")
+    idle = socket.create_connection(("127.0.0.1", p))
+    f.proc.send_signal(signal.SIGTERM)
+    while True:  # a client that keeps sending gets answers until one says close
+        busy.request("GET", "/v2/health/ready")
+        resp = busy.getresponse()
+        assert resp.status == 200 and resp.read()
+        if resp.getheader("Connection") == "close":
+            break
+    idle.settimeout(5)
+    start = time.monotonic()
+    assert idle.recv(1) == b"" and time.monotonic() - start < 2  # closed, not reset
+    assert f.proc.wait(5) == 0
 
 
 def test_a_changed_pod_file_sends_the_next_request_to_the_new_address(front, stubs):

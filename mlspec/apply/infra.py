@@ -15,8 +15,9 @@ How traffic reaches a model on a single host
 - A deployment is *in rotation* on exactly the ports its table entry lists. A replace starts the
   new containers, waits for them (probed from inside the pod), sets the entry to the new ports in
   one write, then drains the old containers with SIGTERM.
-- A changed front (new mlspec or image) starts beside the old one (``SO_REUSEPORT``: both hold the
-  ports for a moment) before the old one drains: no request is refused.
+- A changed front (new mlspec or image) starts beside the old one and takes its listening sockets
+  over (SCM_RIGHTS through a unix socket in the volume) before the old one drains: nothing queued
+  is reset, and keep-alive clients are told ``Connection: close``.
 """
 
 from __future__ import annotations
@@ -235,7 +236,8 @@ class Infra:
         """Take a deployment out of the table, if a front runs to hold one."""
         fronts = [c for c in self._role("front") if c.status == "running"]
         if fronts:
-            self.table.front = self.table.front or fronts[0]
+            if self.table.front is None or self.table.front.id not in {c.id for c in fronts}:
+                self.table.front = fronts[0]  # another process may have replaced ours
             self.table.route({deployment: None})
 
     def remove_if_unused(self) -> None:

@@ -16,7 +16,7 @@ from mlspec.errors import ApplyError
 from mlspec.plan.hashing import config_hash, deployment_labels, sha256_json
 from mlspec.spec.model import Deployment
 
-ALIAS_PREFIX = "mlspec-backend-"  # + deployment: the alias of its containers in rotation
+ALIAS_PREFIX = "mlspec-backend-"  # + deployment: part of the swarm proxy's config hash (docker targets use infra.py)
 SERVING_PORT = 8080
 PROXY_PORT = 8080
 UID = "10001:10001"  # matches the built-in template; used when an image would run as root

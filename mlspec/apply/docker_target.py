@@ -37,15 +37,13 @@ from mlspec.apply import readiness
 from mlspec.apply.containers import Rollout
 from mlspec.apply.infra import Infra, ensure_image, serving_port, stop_and_remove
 from mlspec.errors import ApplyError
+from mlspec.state.docker_reader import time_key
 
 Log = Callable[[str], None]
 
 
-def created(c) -> tuple[str, str]:
-    # RFC 3339 with the fraction's trailing zeros trimmed: pad it so text order is time order.
-    stamp = c.attrs.get("Created", "").rstrip("Z")
-    whole, _, frac = stamp.partition(".")
-    return whole, frac.ljust(9, "0")
+def created(c) -> str:
+    return time_key(c.attrs.get("Created", ""))
 
 
 def replica_moves(keep: list, replicas: int) -> tuple[int, list]:
@@ -83,11 +81,10 @@ class DockerTarget:
         if self.wait or not rollouts:
             return
         infra = self.infra.ensure()
-        live = {c.labels.get(L.DEPLOYMENT) for c in infra.models()}
         entries = {}
         for r in rollouts:
             d = r.deployment
-            if d.name not in live and d.name not in infra.table.routes:
+            if d.name not in infra.deployed and d.name not in infra.table.routes:
                 self._planned[d.name] = [infra.allocate() for _ in range(d.replicas)]
                 entries[d.name] = {"port": d.port, "backends": sorted(self._planned[d.name])}
         self._refused.update(infra.table.route(entries) if entries else {})
@@ -100,7 +97,7 @@ class DockerTarget:
         infra = self.infra.ensure()
         if d.name in self._refused:
             raise ApplyError(f"{d.address}: {self._refused.pop(d.name)}")
-        live = self._models(d.name)
+        live = self.infra.containers("model", d.name)
         want = C.identity(C.model_labels(r))
         keep = [c for c in live if C.identity(c.labels) == want and infra.serving(c, d.name)]
         leftovers = [c for c in live if C.identity(c.labels) == want and c not in keep]
@@ -110,7 +107,7 @@ class DockerTarget:
         fresh = self._start(r, start, self._planned.pop(d.name, [])) if start else []
         if fresh and (self.wait or old or keep):
             self._await_ready(r, fresh, keep=old or keep)
-        self._stop(self._role(d.name, "proxy"), "per-deployment front of an older mlspec")
+        self._stop(infra.legacy.pop(d.name, []), "per-deployment front of an older mlspec")
         entry = {"port": d.port, "backends": sorted(serving_port(c) for c in keep + fresh if c not in retire)}
         if infra.table.routes.get(d.name) != entry:
             refused = infra.table.route({d.name: entry}).get(d.name)
@@ -146,7 +143,7 @@ class DockerTarget:
                 self.log(f"{r.deployment.address}: {c.name} started ({r.deployment.version})")
         except docker.errors.APIError as exc:
             self._stop(started, "failed")
-            if r.deployment.name in self.infra.table.routes and not self._models(r.deployment.name):
+            if r.deployment.name in self.infra.table.routes and not self.infra.containers("model", r.deployment.name):
                 self.infra.table.route({r.deployment.name: None})  # routed by prepare(): nothing to route to
             raise ApplyError(f"{r.deployment.address}: the engine could not start {r.image} "
                              f"({exc.explanation}); nothing was switched.") from exc
@@ -179,12 +176,3 @@ class DockerTarget:
         elif found:
             with ThreadPoolExecutor(min(8, len(found))) as pool:
                 list(pool.map(stop, found))
-
-    # -- reading -----------------------------------------------------------------------------
-
-    def _role(self, deployment: str, role: str) -> list:
-        scope = C.scope_labels(self.project, self.target, deployment) | {L.ROLE: role}
-        return self.client.containers.list(all=True, filters={"label": C.label_filter(scope)})
-
-    def _models(self, deployment: str) -> list:
-        return self._role(deployment, "model")

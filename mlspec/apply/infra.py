@@ -34,6 +34,7 @@ from mlspec.apply import containers as C
 from mlspec.apply.routes import CONTROL, Routes
 from mlspec.errors import ApplyError
 from mlspec.plan.hashing import sha256_json
+from mlspec.state.docker_reader import started
 
 Log = Callable[[str], None]
 ROUTES_DIR = "/routes"
@@ -98,11 +99,6 @@ def stop_and_remove(c, why: str, log: Log) -> None:
         pass
 
 
-def _started(c) -> str:
-    whole, _, frac = c.attrs.get("State", {}).get("StartedAt", "").rstrip("Z").partition(".")
-    return whole + "." + frac.ljust(9, "0")
-
-
 class Infra:
     """The pod, the front and the routing table of one project on one engine: made once per apply
     (lazily, by the first deployment that needs them), shared by deployments rolled out in parallel."""
@@ -115,6 +111,8 @@ class Infra:
         self.table = Routes(target)
         self._setup_lock, self._ports_lock, self._ready = threading.Lock(), threading.Lock(), False
         self._taken: set[int] = set()
+        self.deployed: set[str] = set()  # deployments with model containers when set up
+        self.legacy: dict[str, list] = {}  # deployment -> its front made by an older mlspec
 
     @property
     def volume(self) -> str:
@@ -130,7 +128,12 @@ class Infra:
                 self.pod = self._pod(net)
                 self.table.front = self._front()
                 self.table.routes = self.table.ask({"op": "get"})["routes"]
-                self._taken = {p for c in self.models() if (p := serving_port(c)) is not None}
+                found = self.containers("model") + self.containers("proxy")
+                self._taken = {p for c in found if (p := serving_port(c)) is not None}
+                self.deployed = {c.labels.get(L.DEPLOYMENT, "") for c in found if c.labels.get(L.ROLE) == "model"}
+                for c in found:
+                    if c.labels.get(L.ROLE) == "proxy":
+                        self.legacy.setdefault(c.labels.get(L.DEPLOYMENT, ""), []).append(c)
                 self._ready = True
         return self
 
@@ -171,7 +174,7 @@ class Infra:
 
     def _front(self):
         want = self.front_hash()
-        fronts = self._role("front")
+        fronts = self.containers("front")
         current = [c for c in fronts if c.labels.get(L.CONFIG_HASH) == want and c.status == "running"]
         if current:
             self._stop([c for c in fronts if c not in current], "old front")
@@ -203,7 +206,7 @@ class Infra:
         # A container that joined the pod before the pod was last started is in a namespace that
         # no longer exists: it runs, but nothing can reach it.
         return (c.attrs.get("HostConfig", {}).get("NetworkMode") == f"container:{self.pod.id}"
-                and _started(c) >= _started(self.pod))
+                and started(c.attrs) >= started(self.pod.attrs))
 
     # -- ports -------------------------------------------------------------------------------
 
@@ -221,12 +224,10 @@ class Infra:
 
     # -- reading and removing ----------------------------------------------------------------
 
-    def _role(self, role: str) -> list:
-        scope = C.scope_labels(self.project, self.target) | {L.ROLE: role}
+    def containers(self, role: str, deployment: str | None = None) -> list:
+        """This project's containers of one role on the target (of one deployment, if given)."""
+        scope = C.scope_labels(self.project, self.target, deployment) | {L.ROLE: role}
         return self.client.containers.list(all=True, filters={"label": C.label_filter(scope)})
-
-    def models(self) -> list:
-        return self._role("model")
 
     def _stop(self, found: list, why: str) -> None:
         for c in found:
@@ -234,7 +235,7 @@ class Infra:
 
     def drop(self, deployment: str) -> None:
         """Take a deployment out of the table, if a front runs to hold one."""
-        fronts = [c for c in self._role("front") if c.status == "running"]
+        fronts = [c for c in self.containers("front") if c.status == "running"]
         if fronts:
             if self.table.front is None or self.table.front.id not in {c.id for c in fronts}:
                 self.table.front = fronts[0]  # another process may have replaced ours
@@ -242,9 +243,9 @@ class Infra:
 
     def remove_if_unused(self) -> None:
         """The front, pod, volume and network go with the target's last model container."""
-        if self.models():
+        if self.containers("model"):
             return
-        self._stop(self._role("front") + self._role("pod"), "no deployment left")
+        self._stop(self.containers("front") + self.containers("pod"), "no deployment left")
         self._ready, self.pod, self.table = False, None, Routes(self.target)
         for v in self.client.volumes.list(filters={"name": self.volume}):
             if v.name == self.volume:

@@ -137,9 +137,15 @@ def _role(attrs: Mapping[str, Any]) -> str:
     return ((attrs.get("Config") or {}).get("Labels") or {}).get(L.ROLE, "model")
 
 
-def _started(attrs: Mapping[str, Any]) -> str:
-    whole, _, frac = ((attrs.get("State") or {}).get("StartedAt") or "").rstrip("Z").partition(".")
+def time_key(stamp: str) -> str:
+    """An engine timestamp (RFC 3339, the fraction's trailing zeros trimmed) padded so that text
+    order is time order."""
+    whole, _, frac = (stamp or "").rstrip("Z").partition(".")
     return whole + "." + frac.ljust(9, "0")
+
+
+def started(attrs: Mapping[str, Any]) -> str:
+    return time_key((attrs.get("State") or {}).get("StartedAt") or "")
 
 
 def _containers(client: Any, filters: Mapping[str, list[str]]) -> list[Container]:
@@ -157,7 +163,7 @@ def _containers(client: Any, filters: Mapping[str, list[str]]) -> list[Container
         c = container_record(attrs)
         mode = (attrs.get("HostConfig") or {}).get("NetworkMode") or ""
         if mode.startswith("container:"):
-            attached = pod is not None and mode == f"container:{pod['Id']}" and _started(attrs) >= _started(pod)
+            attached = pod is not None and mode == f"container:{pod['Id']}" and started(attrs) >= started(pod)
             port = (_label_json(c.labels).get("port") if attached and "front" in running else None)
             c = dataclasses.replace(c, ports=(port,) if isinstance(port, int) else (),
                                     status=c.status if attached or not c.running else "detached")

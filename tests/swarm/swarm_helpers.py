@@ -22,7 +22,10 @@ def cleanup(client, project: str) -> None:
     for s in services(client, project):
         s.remove()
     for c in client.containers.list(all=True, filters=scope):  # the lock, task containers
-        c.remove(force=True)
+        try:
+            c.remove(force=True)
+        except docker.errors.NotFound:  # a task container swarm removed meanwhile
+            pass
     deadline = time.monotonic() + 60
     for n in client.networks.list(filters=scope):
         while True:  # removed tasks still drain on the network for a while

@@ -26,8 +26,8 @@ def test_names_and_labels(launch, artifact):
     families = scrape(launch())
     assert value(families, "mlspec_model_info", **LABELS, artifact_sha256=artifact.sha256) == 1
     assert value(families, "mlspec_model_ready", **LABELS) == 1
-    # Both outcomes exist at zero before any traffic, so rate() works at once.
-    for outcome in ("success", "error"):
+    # Every outcome exists at zero before any traffic, so rate() works at once.
+    for outcome in ("success", "client_error", "error"):
         assert value(families, "mlspec_inference_requests_total", **LABELS, outcome=outcome) == 0
     buckets = [s.labels["le"] for s in families["mlspec_inference_request_duration_seconds"]
                if s.name.endswith("_bucket")]
@@ -47,7 +47,8 @@ def test_counters_move(server, artifact):
         return value(after, name, **LABELS, **labels) - value(before, name, **LABELS, **labels)
 
     assert delta("mlspec_inference_requests_total", outcome="success") == 2
-    assert delta("mlspec_inference_requests_total", outcome="error") == 1
+    assert delta("mlspec_inference_requests_total", outcome="client_error") == 1  # a 4xx
+    assert delta("mlspec_inference_requests_total", outcome="error") == 0
     assert delta("mlspec_inference_request_duration_seconds_count") == 3
     assert delta("mlspec_inference_request_duration_seconds_bucket", le="+Inf") == 3
 
@@ -59,6 +60,8 @@ def test_fail_rate_injects_counted_500s(launch, artifact):
     families = scrape(srv)
     assert value(families, "mlspec_inference_requests_total", **LABELS, outcome="error") == 1
     assert value(families, "mlspec_inference_requests_total", **LABELS, outcome="success") == 0
+    assert value(families, "mlspec_inference_requests_total", **LABELS,
+                 outcome="client_error") == 0
 
 
 def test_fail_ready_never_becomes_ready(launch, artifact):
@@ -69,3 +72,28 @@ def test_fail_ready_never_becomes_ready(launch, artifact):
     status, body, _ = srv.request("POST", INFER, infer_body(artifact.x[:1]))
     assert status == 503 and "not ready" in body["error"]
     assert value(scrape(srv), "mlspec_model_ready", **LABELS) == 0
+
+
+def test_client_errors_apart_from_errors(launch, artifact):
+    """4xx is the caller's mistake (client_error); 5xx, "not ready" included, is an error."""
+    srv = launch()
+    assert srv.request("POST", INFER, infer_body([[1.0, 2.0]]))[0] == 400  # feature count
+    assert srv.request("POST", INFER, b"{")[0] == 400
+    assert srv.request("POST", INFER, b"x" * 10, {"Transfer-Encoding": "chunked"})[0] == 411
+    assert srv.request("POST", f"/v2/models/{MODEL}/versions/9.9.9/infer", b"{}")[0] == 404
+    families = scrape(srv)
+    counts = {o: value(families, "mlspec_inference_requests_total", **LABELS, outcome=o)
+              for o in ("success", "client_error", "error")}
+    assert counts == {"success": 0, "client_error": 3, "error": 0}  # another version: not ours
+    broken = launch(MLSPEC_FAIL_READY="1")
+    assert broken.request("POST", INFER, infer_body(artifact.x[:1]))[0] == 503
+    assert value(scrape(broken), "mlspec_inference_requests_total", **LABELS,
+                 outcome="error") == 1
+
+
+def test_outcome_of_statuses():
+    from mlspec.serving.metrics import outcome_of
+
+    assert [outcome_of(s) for s in (200, 400, 404, 408, 411, 413, 500, 503, 504)] == [
+        "success", "client_error", "client_error", "error", "client_error", "client_error",
+        "error", "error", "error"]

@@ -31,6 +31,7 @@ class Config:
     fail_ready: bool = False  # chaos hook: never become ready (a broken version)
     test_delay: float = 0.0  # test hook: sleep inside every infer call
     check_only: bool = False  # verify and load the artifact, then exit
+    baseline: str = ""  # the version's baseline.json (feature buckets, class mix); "" = none
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -114,4 +115,5 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         fail_ready=env.get("MLSPEC_FAIL_READY", "").strip().lower() in ("1", "true", "yes"),
         test_delay=_number(env, "MLSPEC_TEST_DELAY_SECONDS", 0.0, 0, 3600),
         check_only=args.check,
+        baseline=env.get("MLSPEC_BASELINE", "").strip(),
     )

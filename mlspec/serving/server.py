@@ -13,6 +13,7 @@ import re
 import signal
 import threading
 import time
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
@@ -23,6 +24,7 @@ from .logs import log
 from .metrics import Metrics, outcome_of
 from .model import Model
 from .protocol import RequestError, infer_response, model_metadata, parse_infer
+from .quality import Quality
 
 _MODEL = r"^/v2/models/(?P<m>[^/]+)(?:/versions/(?P<v>[^/]+))?"
 ROUTES = [  # (pattern, method, handler name)
@@ -32,6 +34,7 @@ ROUTES = [  # (pattern, method, handler name)
     (re.compile(_MODEL + r"/?$"), "GET", "model_metadata"),
     (re.compile(_MODEL + r"/ready$"), "GET", "model_ready"),
     (re.compile(_MODEL + r"/infer$"), "POST", "infer"),
+    (re.compile(_MODEL + r"/feedback$"), "POST", "feedback"),
     (re.compile(r"^/metrics$"), "GET", "metrics"),
 ]
 
@@ -197,7 +200,16 @@ class Handler(BaseHTTPRequestHandler):
         except Exception as e:  # a true model failure: the only 500 besides injected ones
             log("error", "model failure", error=f"{type(e).__name__}: {e}")
             raise RequestError(f"the model failed: {type(e).__name__}: {e}", 500) from None
+        rid = rid if rid is not None else uuid.uuid4().hex  # feedback names the response by it
+        try:
+            app.quality.observe(rid, x, outputs)
+        except Exception as e:  # quality metrics must never fail an answer
+            log("error", "quality metrics", error=f"{type(e).__name__}: {e}")
         return infer_response(cfg.model, cfg.version, rid, outputs)
+
+    def _feedback(self, m, v):
+        self._check_model(m, v)
+        return self._json(200, self.app.quality.feedback(self._read_body()))
 
     def _metrics(self):
         return 200, self.app.metrics.render(), self.app.metrics.content_type, False
@@ -211,6 +223,8 @@ def serve(cfg: Config, model: Model) -> int:
     except OSError as e:
         log("error", f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}")
         return 1
+    app.quality = Quality.from_file(cfg.model, cfg.version, model, cfg.baseline or None,
+                                    app.metrics.registry)
     httpd.app = app  # type: ignore[attr-defined]
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -69,7 +69,7 @@ def test_requested_outputs_only(server, artifact):
         "POST", INFER, infer_body(artifact.x[:2], outputs=[{"name": "predict_proba"}]))
     assert status == 200
     assert [o["name"] for o in body["outputs"]] == ["predict_proba"]
-    assert "id" not in body
+    assert len(body["id"]) == 32  # generated, so that feedback can name the response
 
 
 def test_one_input_per_feature(server, artifact):

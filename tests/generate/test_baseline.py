@@ -1,0 +1,62 @@
+"""Baseline math: deciles, bucket fractions, the epsilon floor, determinism, and PSI."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from mlspec.generate import baseline as B
+
+
+def csv_bytes(header, rows) -> bytes:
+    return ("\n".join([",".join(header)] + [",".join(map(str, r)) for r in rows]) + "\n").encode()
+
+
+def test_deciles_of_1_to_100_are_the_tens():
+    assert B.edges_of([float(i) for i in range(1, 101)]) == [10, 20, 30, 40, 50, 60, 70, 80, 90]
+
+
+def test_edges_are_rounded_and_deduplicated():
+    assert B.edges_of([0.0] * 50 + [1.0] * 50) == [0.0, 1.0]
+    assert B.edges_of([1.23456789] * 10) == [1.235]
+
+
+def test_fractions_follow_le_semantics_and_the_floor():
+    # 1 <= 1 (first bucket), 2 in (1, 2], 3 above the last edge; no value <= 0.5 at all.
+    assert B.fractions_of([1.0, 2.0, 3.0, 3.0], [0.5, 1.0, 2.0]) == [B.EPSILON, 0.25, 0.25, 0.5]
+
+
+def test_dataset_baseline_features_classes_and_skips():
+    header = ["a", "b c", "city", "label"] + [f"f{i}" for i in range(25)]
+    rows = [[i, i % 2, "x", i % 3] + [0] * 25 for i in range(30)]
+    got = B.compute(csv_bytes(header, rows), "label")
+    names = [f["name"] for f in got["features"]]
+    assert names[:2] == ["a", "col1"]  # 'b c' cannot be a label value in a matcher as it is
+    assert len(names) == B.MAX_FEATURES
+    assert {s["reason"] for s in got["skipped"]} == {"not numeric", f"over {B.MAX_FEATURES} features"}
+    assert got["features"][1]["index"] == 1 and got["features"][2]["index"] == 3  # model input order
+    assert got["prediction"] == {"kind": "class", "classes": ["0", "1", "2"], "fractions": [0.333333] * 3}
+    assert B.to_json(got) == B.to_json(B.compute(csv_bytes(header, rows), "label"))
+
+
+def test_numeric_labels_with_many_values_are_a_regression_target():
+    rows = [[i, i / 7] for i in range(100)]
+    got = B.compute(csv_bytes(["x", "y"], rows), "y")
+    assert got["prediction"]["kind"] == "numeric"
+    assert len(got["prediction"]["edges"]) == 9
+
+
+def test_a_missing_label_column_is_an_error():
+    with pytest.raises(B.BaselineError, match="no column 'label'"):
+        B.compute(csv_bytes(["x", "y"], [[1, 2]]), "label")
+
+
+def test_psi_is_zero_on_the_baseline_and_grows_with_a_shift():
+    expected = [0.1] * 10
+    assert B.psi(expected, [10] * 10) == 0
+    shifted = B.psi(expected, [0] * 5 + [20] * 5)
+    # Five buckets at 0.2 (0.1 * ln 2 each), five empty ones floored at EPSILON.
+    want = 5 * 0.1 * math.log(2) + 5 * (B.EPSILON - 0.1) * math.log(B.EPSILON / 0.1)
+    assert shifted == pytest.approx(want)
+    assert shifted > 0.25  # the usual "significant shift" line

@@ -20,7 +20,7 @@ from mlspec.generate.common import (ALERT_NAME_RE, SEVERITIES, check, is_decimal
 from mlspec.generate.promql import promql_problems
 from mlspec.spec.model import Spec
 
-KINDS = ("error_rate", "latency", "down", "not_ready", "custom")
+KINDS = ("error_rate", "latency", "down", "not_ready", "client_error_rate", "custom")
 
 
 def _url(text: str | None) -> bool:
@@ -69,7 +69,7 @@ def spec_problems(spec: Spec) -> list[str]:
             check(p, a.summary is None or printable(a.summary), f"{where}.summary", "must be one line of text")
             check(p, a.runbook is None or (printable(a.runbook) and " " not in a.runbook), f"{where}.runbook",
                   "must be a URL without spaces")
-            if a.kind == "error_rate":
+            if a.kind in ("error_rate", "client_error_rate"):
                 check(p, is_decimal(a.threshold) and 0 < Decimal(a.threshold) < 1, f"{where}.threshold",
                       "must be a ratio between 0 and 1, such as 0.05")
             if a.kind == "latency":

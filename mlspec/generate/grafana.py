@@ -57,12 +57,16 @@ def _q(expr: str, legend: str, **extra) -> dict:
 def panels(spec: Spec, model: Model) -> list[dict]:
     m, r = f'{{model="{model.name}"}}', RANGE
     out = [
-        _panel(spec, 1, "timeseries", "Request rate by version", (0, 0, 12, 8),
+        _panel(spec, 1, "timeseries", "Request rate by version", (0, 0, 8, 8),
                [_q(f"model_version:mlspec_inference_requests:rate{r}{m}", "{{version}}")], "reqps",
                f"Answered inference requests a second, over {r}."),
-        _panel(spec, 2, "timeseries", "Error ratio by version", (12, 0, 12, 8),
+        _panel(spec, 2, "timeseries", "Error ratio by version", (8, 0, 8, 8),
                [_q(f"model_version:mlspec_inference_error_ratio:rate{r}{m}", "{{version}}")], "percentunit",
-               f"Share of requests answered with an error, over {r}."),
+               f"Share of requests answered with an error (5xx, timeouts), over {r}; what alerts and SLOs count."),
+        _panel(spec, 7, "timeseries", "Client error ratio by version", (16, 0, 8, 8),
+               [_q(f"model_version:mlspec_inference_client_error_ratio:rate{r}{m}", "{{version}}")],
+               "percentunit", f"Share of requests refused as the caller's mistake (4xx, such as a wrong "
+               f"feature count), over {r}; not counted against error-rate alerts or SLOs."),
         _panel(spec, 3, "timeseries", "Latency p50 / p95 / p99 by version", (0, 8, 12, 8),
                [_q(f'model_version:mlspec_inference_request_duration_seconds:histogram_quantile_rate{r}'
                    f'{{model="{model.name}", quantile="{q}"}}', f"p{decimal_text(Decimal(q) * 100)} {{{{version}}}}")

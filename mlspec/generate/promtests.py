@@ -51,8 +51,10 @@ def _plain(text: str) -> str:
     return text.replace('{{ "{{" }}', "{{")
 
 
-def _requests(base: dict, ok: Decimal | int, errors: Decimal | int, minutes: int) -> list[dict]:
+def _requests(base: dict, ok: Decimal | int, errors: Decimal | int, minutes: int,
+              client_errors: Decimal | int = 0) -> list[dict]:
     return [_series(REQ, {**base, "outcome": "success"}, ok, minutes),
+            _series(REQ, {**base, "outcome": "client_error"}, client_errors, minutes),
             _series(REQ, {**base, "outcome": "error"}, errors, minutes)]
 
 
@@ -92,8 +94,19 @@ def _cases(model: Model, rule: AlertRule) -> list[dict]:
     if kind == "error_rate":
         return [_case(f"{n} fires when every request fails", _requests(base, 0, 60, minutes), rule, minutes, by),
                 _case(f"{n} is silent when no request fails", _requests(base, 60, 0, minutes), rule, minutes, None),
+                _case(f"{n} is silent when every request is a client error",
+                      _requests(base, 0, 0, minutes, 60), rule, minutes, None),
                 _case(f"{n} is silent on an idle model with a few errors",
                       _requests(base, 0, IDLE_ERRORS, minutes), rule, minutes, None)]
+    if kind == "client_error_rate":
+        return [_case(f"{n} fires when every request is a client error",
+                      _requests(base, 0, 0, minutes, 60), rule, minutes, by),
+                _case(f"{n} is silent when every request fails on the server",
+                      _requests(base, 0, 60, minutes), rule, minutes, None),
+                _case(f"{n} is silent when no request is refused", _requests(base, 60, 0, minutes), rule, minutes,
+                      None),
+                _case(f"{n} is silent on an idle model with a few client errors",
+                      _requests(base, 0, 0, minutes, IDLE_ERRORS), rule, minutes, None)]
     if kind == "latency":
         t = rule.alert.threshold
         return [_case(f"{n} fires when every request is slow", _durations(base, t, True, minutes), rule, minutes, by),
@@ -128,6 +141,8 @@ def _slo_cases(model: Model, rule: AlertRule, base: dict, minutes: int, n: str) 
         what = f"{decimal_text(budget * 200)}% of requests fail"
     return [_case(f"{n} fires when {what}", failing, rule, minutes, {}),
             _case(f"{n} is silent when no request fails", _requests(base, 60, 0, minutes), rule, minutes, None),
+            _case(f"{n} is silent when every request is a client error", _requests(base, 0, 0, minutes, 60),
+                  rule, minutes, None),
             _case(f"{n} is silent on an idle model with a few errors",
                   _requests(base, 0, IDLE_ERRORS, minutes), rule, minutes, None)]
 

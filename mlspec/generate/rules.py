@@ -22,7 +22,7 @@ QUANTILES = ("0.5", "0.95", "0.99")
 # A minimum-traffic guard: an alert on a ratio needs this many requests in its range, so that a
 # handful of errors on an idle model does not page. Templates get it as ``min_requests``.
 MIN_REQUESTS = 20
-BUILTIN_KINDS = ("error_rate", "latency", "down", "not_ready")
+BUILTIN_KINDS = ("error_rate", "latency", "down", "not_ready", "client_error_rate")
 RULE_KEYS = {"alert", "expr", "for", "labels", "annotations"}
 
 
@@ -73,6 +73,12 @@ def recording_rules(spec: Spec, model: Model) -> tuple[Recording, ...]:
         Recording(f"model_version:mlspec_inference_error_ratio:rate{r}",
                   f'model_version:mlspec_inference_errors:rate{r}{{model="{m}"}}\n'
                   f'/\nmodel_version:mlspec_inference_requests:rate{r}{{model="{m}"}}'),
+        # The caller's mistakes (4xx), apart: on the dashboard, never in the error ratio or SLO.
+        Recording(f"model_version:mlspec_inference_client_errors:rate{r}",
+                  f'{by} (rate({req}{_sel(model, outcome="client_error")}[{r}]))'),
+        Recording(f"model_version:mlspec_inference_client_error_ratio:rate{r}",
+                  f'model_version:mlspec_inference_client_errors:rate{r}{{model="{m}"}}\n'
+                  f'/\nmodel_version:mlspec_inference_requests:rate{r}{{model="{m}"}}'),
     ]
     for q in QUANTILES:
         out.append(Recording(
@@ -101,6 +107,8 @@ def summary(model: Model, a: Alert) -> str:
     n = model.name
     if a.kind == "error_rate":
         return f"{n} answers more than {_percent(a.threshold)}% of requests with an error"
+    if a.kind == "client_error_rate":
+        return f"{n} refuses more than {_percent(a.threshold)}% of requests as malformed (4xx)"
     if a.kind == "latency":
         return f"{n} p{_percent(a.quantile)} latency is above {a.threshold}s"
     if a.kind == "down":

@@ -119,11 +119,11 @@ def check_project(doc: Document, root: Path | None) -> Iterator[SpecProblem]:
 
 def _check_alert(doc: Document, i: int, a: BuiltinAlert) -> Iterator[SpecProblem]:
     loc = ("alerts", i)
-    if a.kind == "error_rate":
+    if a.kind in ("error_rate", "client_error_rate"):
         if not isinstance(a.threshold, float) or not 0 < a.threshold < 1:
-            yield doc.at(loc + ("threshold",), "error_rate needs a threshold ratio between 0 and 1, such as 0.05")
+            yield doc.at(loc + ("threshold",), f"{a.kind} needs a threshold ratio between 0 and 1, such as 0.05")
         if a.quantile is not None:  # silently ignored otherwise
-            yield doc.at(loc + ("quantile",), "error_rate takes no quantile (only latency does)")
+            yield doc.at(loc + ("quantile",), f"{a.kind} takes no quantile (only latency does)")
     elif a.kind == "latency":
         if not isinstance(a.threshold, str):
             yield doc.at(loc + ("threshold",), "latency needs a threshold duration, such as 250ms")

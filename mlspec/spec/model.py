@@ -68,7 +68,7 @@ class Deployment:
 @dataclass(frozen=True)
 class Alert:
     name: str
-    kind: str  # error_rate | latency | down | not_ready | custom
+    kind: str  # error_rate | client_error_rate | latency | down | not_ready | custom
     for_: str
     severity: str
     threshold: str | None = None  # exact decimal text (ratio or seconds)

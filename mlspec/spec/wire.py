@@ -163,12 +163,12 @@ class Build(Strict):
 
 
 class BuiltinAlert(Strict):
-    kind: Literal["error_rate", "latency", "down", "not_ready"]
+    kind: Literal["error_rate", "latency", "down", "not_ready", "client_error_rate"]
     name: AlertName | None = None
     threshold: Annotated[
         Union[Annotated[float, Tag("number")], Annotated[Duration, Tag("duration")]],
         Discriminator(lambda v: "duration" if isinstance(v, str) else "number"),
-    ] | None = Field(None, description="error_rate: a ratio such as 0.05; latency: a duration such as 250ms")
+    ] | None = Field(None, description="error_rate, client_error_rate: a ratio such as 0.05; latency: a duration such as 250ms")
     quantile: float | None = Field(None, gt=0, lt=1)
     for_: Duration = Field("5m", alias="for")
     severity: Literal["page", "ticket", "info"] = "page"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Mapping
 
@@ -22,7 +23,9 @@ def spec_files(root: Path) -> list[str]:
     names = [PROJECT_FILE]
     models = root / MODELS_DIR
     if models.is_dir():
-        names += sorted(f"{MODELS_DIR}/{p.name}" for p in models.iterdir() if p.suffix in (".yaml", ".yml") and p.is_file())
+        # Not is_file(): a .yaml that is a device, a pipe or a broken symlink is reported, never
+        # silently left out of the spec (read_repo says what it is).
+        names += sorted(f"{MODELS_DIR}/{p.name}" for p in models.iterdir() if p.suffix in (".yaml", ".yml") and not p.is_dir())
     return names
 
 
@@ -32,11 +35,24 @@ def read_repo(root: Path) -> tuple[dict[str, str], list[SpecProblem]]:
     if not (root / PROJECT_FILE).is_file():
         return {}, [SpecProblem(PROJECT_FILE, 1, 1, "", f"no {PROJECT_FILE} in {root}; run `mlspec init` to create one")]
     for rel in spec_files(root):
+        why = _not_a_file(root / rel)
+        if why:
+            problems.append(SpecProblem(rel, 1, 1, "", why))
+            continue
         text, errs = read_text(root / rel, rel)
         problems += errs
         if text is not None:
             texts[rel] = text
     return texts, problems
+
+
+def _not_a_file(path: Path) -> str | None:
+    # Checked before reading: reading a pipe would wait forever, a device gives endless or no bytes.
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as e:
+        return f"cannot be read: {e.strerror or type(e).__name__} (a broken symlink?)"
+    return None if stat.S_ISREG(mode) else "is not a regular file (a symlink to a device or a pipe?); a spec file must be a file"
 
 
 def load_texts(texts: Mapping[str, str], root: Path, *, check_files: bool = True) -> Spec:

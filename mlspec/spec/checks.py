@@ -16,15 +16,27 @@ from mlspec.spec.loader import Document
 from mlspec.spec.wire import BuiltinAlert, ModelDoc, ProjectDoc
 
 
-def inside_repo(root: Path, rel: str) -> tuple[Path | None, str | None]:
-    """Resolve a repo-relative path; (path, None) when it stays inside the repo, else (None, why)."""
+def path_problem(rel: str, *, folder: bool = True) -> str | None:
+    """The one rule of a repo-relative path's text, whatever it names: relative, no '..' anywhere
+    (an inner one reads differently once a folder on the way is a symlink), and a file's path
+    without a trailing '/'. None when the text is fine."""
     if not rel or os.path.isabs(rel) or rel.startswith("~"):
-        return None, "must be a path relative to the repo root"
-    if "\0" in rel:
-        return None, "must not contain a NUL character"
+        return "must be a path relative to the repo root"
+    if "\0" in rel or not rel.isprintable():
+        return "must not contain a control character"
+    if ".." in rel.replace("\\", "/").split("/"):
+        return "must not contain '..'; write the path from the repo root"
+    if not folder and rel.endswith("/"):
+        return "names a folder (it ends with '/'); give the file's path"
+    return None
+
+
+def inside_repo(root: Path, rel: str, *, folder: bool = True) -> tuple[Path | None, str | None]:
+    """Resolve a repo-relative path; (path, None) when it stays inside the repo, else (None, why)."""
+    why = path_problem(rel, folder=folder)
+    if why:
+        return None, why
     norm = os.path.normpath(rel)
-    if norm == ".." or norm.startswith(".." + os.sep):
-        return None, "escapes the repo (..)"
     full = root / norm
     real_root = _realpath(os.path.abspath(root))  # absolute: a relative root moves with the cwd
     try:
@@ -59,9 +71,11 @@ def sha256_file(path: Path) -> str:
 
 
 def _path(doc: Document, root: Path | None, loc: tuple, rel: str, *, kind: str = "file") -> Iterator[SpecProblem]:
-    if root is None:  # reading a git ref: paths are checked in the working tree only
+    why = path_problem(rel, folder=kind == "dir")
+    if why or root is None:  # reading a git ref: files are checked in the working tree only
+        yield from [doc.at(loc, why)] if why else []
         return
-    full, why = inside_repo(root, rel)
+    full, why = inside_repo(root, rel, folder=kind == "dir")
     if why:
         yield doc.at(loc, why)
         return
@@ -107,12 +121,17 @@ def check_project(doc: Document, root: Path | None) -> Iterator[SpecProblem]:
         # `host: manager-1` would otherwise fail only at plan time, inside the Docker client.
         if t.host is not None and not t.host.startswith(DOCKER_HOST_SCHEMES):
             yield doc.at(("targets", i, "host"), "must be a Docker host URL: unix://, tcp:// or ssh://user@host")
+    am = p.monitoring.alertmanager
+    if am is not None and "default_receiver" in am.model_fields_set and am.default_receiver not in am.receivers:
+        # Alertmanager would route to a receiver with no webhook: alerts silently go nowhere.
+        defined = ", ".join(sorted(am.receivers)) or "none"
+        yield doc.at(("monitoring", "alertmanager", "default_receiver"), f"receiver not defined under receivers (defined: {defined})")
     if p.wheels is not None:
         yield from _path(doc, root, ("wheels",), p.wheels, kind="dir")
-    for key in ("templates", "monitoring") if root else ():
+    for key in ("templates", "monitoring"):
         rel = p.templates if key == "templates" else p.monitoring.output
         loc = ("templates",) if key == "templates" else ("monitoring", "output")
-        _, why = inside_repo(root, rel)
+        why = inside_repo(root, rel)[1] if root else path_problem(rel)
         if why:
             yield doc.at(loc, why)
 
@@ -143,6 +162,11 @@ def alert_name(model: str, a) -> str:
 
 def check_model(doc: Document, root: Path | None, project: ProjectDoc | None) -> Iterator[SpecProblem]:
     m: ModelDoc = doc.doc  # type: ignore[assignment]
+    stem = os.path.splitext(os.path.basename(doc.rel))[0]
+    if m.name != stem:
+        # Generated files are named after the model and stale ones removed: a model named after
+        # another's file would take over (and delete) that model's monitoring files.
+        yield doc.at(("name",), f"must be the file's name without .yaml ({stem}); rename the file or the model")
     if (m.framework is None) == (m.build is None):
         yield doc.at(("framework",), "give either framework (a built-in serving template) or build.dockerfile, not both" if m.build else "required key is missing (or give build.dockerfile)")
     if m.build:

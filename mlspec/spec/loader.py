@@ -8,6 +8,7 @@ the tree when it is sure to read it as ruamel does (fastyaml.py), ruamel otherwi
 from __future__ import annotations
 
 import datetime
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, merge_attrib
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import DocumentStartEvent
@@ -48,8 +49,14 @@ def key_path(loc: tuple) -> str:
         if isinstance(part, int):
             out += f"[{part}]"
         else:
-            out += ("." if out else "") + str(part)
+            out += ("." if out else "") + _key_text(str(part))
     return out
+
+
+def _key_text(key: str) -> str:
+    # A key is the user's text: one with a newline, a control or a bidi character is shown quoted
+    # and escaped (JSON), so it can neither split the problem line nor reorder it on screen.
+    return key if key.isprintable() else json.dumps(key)
 
 
 _MAPS, _SEQS = (CommentedMap, PosMap), (CommentedSeq, PosSeq)
@@ -69,8 +76,7 @@ def locate(node: Any, loc: tuple, *, key_only: bool = False) -> tuple[int, int]:
     for i, part in enumerate(loc):
         last = i == len(loc) - 1
         if isinstance(node, _MAPS) and part in node:
-            kl, kc = node.lc.key(part)
-            vl, vc = node.lc.value(part)
+            kl, kc, vl, vc = _marks(node, part)
             # An empty value has no node of its own (ruamel marks the next token): use the key.
             line, col = (kl, kc) if (key_only and last) or node[part] is None else (vl, vc)
             node = node[part]
@@ -82,6 +88,21 @@ def locate(node: Any, loc: tuple, *, key_only: bool = False) -> tuple[int, int]:
         else:
             break
     return line + 1, col + 1
+
+
+def _marks(node: Any, key: Any) -> tuple[int, int, int, int]:
+    """0-based (key line, key col, value line, value col) of ``key`` in ``node``.
+
+    A key that arrives through a merge key (``<<: *anchor``) has no marks in the map that merges
+    it: it is located where it is written, in the anchored map (merges may nest)."""
+    if isinstance(node, PosMap) or key in (node.lc.data or {}):
+        kl, kc = node.lc.key(key)
+        vl, vc = node.lc.value(key)
+        return kl, kc, vl, vc
+    for source in getattr(node, merge_attrib, ()):
+        if isinstance(source, CommentedMap) and key in source:
+            return _marks(source, key)
+    return node.lc.line, node.lc.col, node.lc.line, node.lc.col
 
 
 def _yaml() -> YAML:

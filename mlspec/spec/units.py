@@ -7,6 +7,7 @@ value may be a secret pasted in the wrong place.
 
 from __future__ import annotations
 
+import functools
 import re
 from decimal import Decimal
 from typing import Annotated, Any
@@ -15,7 +16,9 @@ from pydantic import AfterValidator, BeforeValidator, Field
 
 NAME_RE = r"^[a-z][a-z0-9-]{0,62}$"
 VERSION_RE = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$"
-DURATION_RE = r"^((\d+)(ms|s|m|h|d|w|y))+$"
+# Prometheus's own duration grammar: units largest first, each at most once (promtool refuses
+# `5m1h` and `1s1s`); the lookahead refuses the empty string.
+DURATION_RE = r"^(?=\d)(\d+y)?(\d+w)?(\d+d)?(\d+h)?(\d+m)?(\d+s)?(\d+ms)?$"
 SIZE_RE = r"^(\d+)([bkmg]?)$"
 COMPARISON_RE = r"^(>=|<=|>|<|==)\s*(-?\d+(?:\.\d+)?)$"
 SHA256_RE = r"^[0-9a-f]{64}$"
@@ -25,11 +28,22 @@ _DURATION_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604
 _SIZE_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 
 
-def _matches(pattern: str, what: str):
-    rx = re.compile(pattern)
+@functools.lru_cache(maxsize=64)
+def _compiled(pattern: str) -> re.Pattern:
+    return re.compile(pattern)
 
+
+def fits(pattern: str, text: str) -> bool:
+    """The one pattern rule of every checked string: the whole text matches. (With ``re.match``
+    a pattern's ``$`` also matches before a final newline, so ``"churn\\n"`` would pass as a name
+    and break the rules file or the image reference it reaches.) The patterns keep ``^...$`` for
+    the JSON Schema, where ``$`` means the end of the text."""
+    return _compiled(pattern).fullmatch(text) is not None
+
+
+def _matches(pattern: str, what: str):
     def check(value: str) -> str:
-        if not rx.match(value):
+        if not fits(pattern, value):
             raise ValueError(f"must be {what}")
         return value
 
@@ -57,10 +71,47 @@ def _text(pattern: str, what: str, number_hint: str | None = None) -> Any:
     return Annotated[(str, *parts)]
 
 
+# Docker refuses a tag longer than 128 characters; ours is <version>-<build hash[:12]>.
+MAX_VERSION_LENGTH = 128 - 13
+# Prometheus keeps a duration in a Go time.Duration (int64 nanoseconds): promtool calls a longer
+# one "out of range" (about 292 years).
+_MAX_DURATION_NS = 2**63 - 1
+
+
+def _version_length(value: str) -> str:
+    if len(value) > MAX_VERSION_LENGTH:
+        raise ValueError(f"is too long: the image tag (version, '-' and a 12-character build hash) may hold at most 128 characters, so a version at most {MAX_VERSION_LENGTH}")
+    return value
+
+
+def _duration_range(value: str) -> str:
+    ms = sum(int(n) * int(_DURATION_UNITS[u] * 1000) for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", value))
+    if ms == 0:
+        raise ValueError("must be longer than 0")
+    if ms * 1_000_000 > _MAX_DURATION_NS:
+        raise ValueError("is out of range: at most 292 years (Prometheus's limit)")
+    return value
+
+
+def _positive_size(value: str) -> str:
+    if size_bytes(value) == 0:
+        raise ValueError("must be more than 0")
+    return value
+
+
 Name = _text(NAME_RE, "a name: lowercase letters, digits and '-', starting with a letter, at most 63 characters")
-Version = _text(VERSION_RE, "a semantic version such as 1.2.0", " (unquoted, YAML reads 1.0 as a number)")
-Duration = _text(DURATION_RE, "a duration such as 250ms, 30s, 5m, 1h or 30d", "")
-Size = _text(SIZE_RE, "a size such as 512m or 2g (units b, k, m, g)", "")
+Version = Annotated[_text(VERSION_RE, "a semantic version such as 1.2.0", " (unquoted, YAML reads 1.0 as a number)"),
+                    AfterValidator(_version_length)]
+Duration = Annotated[_text(DURATION_RE, "a duration such as 250ms, 30s, 5m, 1h or 30d (largest unit first)", ""),
+                     AfterValidator(_duration_range)]
+Size = Annotated[_text(SIZE_RE, "a size such as 512m or 2g (units b, k, m, g)", ""), AfterValidator(_positive_size)]
+# PEP 508 names: a name starting with '-' would reach `pip download` as an option.
+PACKAGE_RE = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
+PackageName = _text(PACKAGE_RE, "a Python package name such as scikit-learn (letters, digits, '.', '_', '-'; starting and ending with a letter or digit)")
+# Docker's reference grammar (host[:port] then lowercase path components), upper case refused.
+REGISTRY_RE = (r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?"
+               r"(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
+Registry = _text(REGISTRY_RE, "an image registry such as 127.0.0.1:5000/team: lowercase host[:port][/path], no spaces")
 Comparison = _text(COMPARISON_RE, 'a comparison such as ">= 0.90" (operators >=, <=, >, <, ==)', "")
 Sha256 = _text(SHA256_RE, "a sha256 digest: 64 lowercase hex characters", "; quote it (unquoted, YAML reads it as a number)")
 EnvName = _text(ENV_NAME_RE, "an environment variable name")
@@ -80,13 +131,13 @@ def duration_seconds(text: str) -> float:
 
 def size_bytes(text: str) -> int:
     """'512m' -> 536870912 (Docker's units: powers of 1024)."""
-    m = re.match(SIZE_RE, text)
+    m = _compiled(SIZE_RE).fullmatch(text)
     assert m, text
     return int(m.group(1)) * _SIZE_UNITS[m.group(2)]
 
 
 def parse_comparison(text: str) -> tuple[str, Decimal]:
     """'>= 0.90' -> ('>=', Decimal('0.90')); decimals keep thresholds exact in generated rules."""
-    m = re.match(COMPARISON_RE, text)
+    m = _compiled(COMPARISON_RE).fullmatch(text)
     assert m, text
     return m.group(1), Decimal(m.group(2))

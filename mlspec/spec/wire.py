@@ -11,6 +11,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from mlspec.spec.units import AlertName, Comparison, Duration, EnvName, Name, Pin, Sha256, Size, Version
+from mlspec.spec.units import PackageName, Registry
 
 API_VERSION = "mlspec/v1"
 
@@ -62,7 +63,7 @@ class ProjectDoc(Strict):
     api_version: Literal["mlspec/v1"] = Field(alias="apiVersion")
     kind: Literal["Project"]
     name: Name
-    registry: str | None = Field(None, description="Image registry, e.g. 127.0.0.1:5000/fraud; omitted = images stay on the target engine")
+    registry: Registry | None = Field(None, description="Image registry, e.g. 127.0.0.1:5000/fraud; omitted = images stay on the target engine")
     base_image: str = Field("python:3.11-slim", description="Base image of built-in serving images")
     wheels: str | None = Field(None, description="Repo-relative folder of wheels for offline builds")
     templates: str = Field("templates/", description="Repo-relative folder whose templates override the built-in ones")
@@ -109,7 +110,7 @@ class Evaluation(Strict):
 
 
 class Runtime(Strict):
-    python_packages: dict[str, Pin] = Field(
+    python_packages: dict[PackageName, Pin] = Field(
         default_factory=dict,
         description="Exact versions the artifact was made with, e.g. {scikit-learn: 1.5.2} (a pickle loads only under the version that wrote it)",
     )

@@ -46,9 +46,9 @@ def history_repo(spec_repo: Path, git: Git, monkeypatch: pytest.MonkeyPatch) -> 
     land(rollback(root, "churn", "local"), root, commit=True, branch="hotfix")
     git("checkout", "-q", "main")
     git("merge", "-q", "--no-ff", "-m", "Merge branch 'hotfix'", "hotfix", date="2024-01-06T10:00:00+00:00", author="Alice Example")
-    git("mv", "models/churn.yaml", "models/churn-model.yaml")
+    git("mv", "models/churn.yaml", "models/churn.yml")  # the file name still names the model
     git.commit_all("churn: rename the spec file", "2024-01-07T10:00:00+00:00", "Erin Example")
-    model = spec_repo / "models" / "churn-model.yaml"
+    model = spec_repo / "models" / "churn.yml"
     bad = model.read_text().replace("owner: risk-team", "owner: risk-team\ncolour: blue")
     model.write_text(bad.replace("version: 1.1.0\n    port", "version: 1.2.0\n    port"))
     git.commit_all("churn: promote 1.2.0 by hand", "2024-01-08T10:00:00+00:00", "Erin Example")

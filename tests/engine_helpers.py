@@ -60,3 +60,25 @@ def infer(port: int, rows: list[list[float]], model: str = "churn", timeout: flo
 
 def output(reply: dict, name: str) -> list:
     return next(o["data"] for o in reply["outputs"] if o["name"] == name)
+
+
+def engine_view(client, project: str, images: tuple[str, ...] = ()) -> str:
+    """Everything the engine's API shows of a project, as one text to grep for a planted secret:
+    `docker inspect` of every container (and of each exec run in it), network and volume, its
+    logs; on a swarm every service, task and secret; the history of ``images``."""
+    scope = {"label": f"io.mlspec.project={project}"}
+    api, parts = client.api, []
+    for c in api.containers(all=True, filters=scope):
+        attrs = api.inspect_container(c["Id"])
+        parts.append(attrs)
+        parts += [api.exec_inspect(e) for e in attrs.get("ExecIDs") or ()]
+        parts.append(api.logs(c["Id"], stdout=True, stderr=True).decode(errors="replace"))
+    parts += [api.inspect_network(n["Id"]) for n in api.networks(filters=scope)]
+    parts += [api.inspect_volume(v["Name"]) for v in api.volumes(filters=scope).get("Volumes") or ()]
+    if client.info()["Swarm"]["LocalNodeState"] == "active":
+        services = api.services(filters=scope)
+        parts += services + api.secrets(filters=scope)
+        for s in services:
+            parts += api.tasks(filters={"service": s["ID"]})
+    parts += [api.history(i) for i in images]
+    return json.dumps(parts, default=str)

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from mlspec import labels as L
+from mlspec.apply import secret_files
 from mlspec.errors import ApplyError
 from mlspec.plan.hashing import config_hash, deployment_labels, sha256_json
 from mlspec.spec.model import Deployment
@@ -115,16 +116,20 @@ def hardening(user: str) -> dict[str, Any]:
             "restart_policy": {"Name": "unless-stopped"}}
 
 
-def model_create_args(r: Rollout, image_user: str, pod_id: str, port: int,
-                      env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """A model container in its target's pod: the pod's network namespace, its own port there."""
+def model_create_args(r: Rollout, image_user: str, pod_id: str, port: int) -> dict[str, Any]:
+    """A model container in its target's pod: the pod's network namespace, its own port there.
+    Secrets appear only as file paths (``NAME_FILE``): their values are written after the start
+    (mlspec/apply/secret_files.py), never given to the engine at create time."""
     d = r.deployment
     root = image_user in ("", "0", "root") or image_user.startswith(("0:", "root:"))
+    user = UID if root else image_user
     args: dict[str, Any] = {
         "image": r.image, "name": model_name(r), "labels": model_labels(r) | {L.SERVING_PORT: str(port)},
-        "environment": {**d.env, **resolve_secrets(d, env), "MLSPEC_PORT": str(port)},
-        "network_mode": f"container:{pod_id}", "detach": True, **hardening(UID if root else image_user),
+        "environment": {**d.env, **secret_files.env(d.secrets), "MLSPEC_PORT": str(port)},
+        "network_mode": f"container:{pod_id}", "detach": True, **hardening(user),
     }
+    if d.secrets:
+        args["tmpfs"] = {**args["tmpfs"], **secret_files.tmpfs(user)}
     if d.resources.memory:
         args["mem_limit"] = d.resources.memory
     if d.resources.cpus:

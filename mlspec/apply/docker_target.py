@@ -33,11 +33,11 @@ import docker.errors
 
 from mlspec import labels as L
 from mlspec.apply import containers as C
-from mlspec.apply import readiness
+from mlspec.apply import readiness, secret_files
 from mlspec.apply.containers import Rollout
 from mlspec.apply.infra import Infra, ensure_image, serving_port, stop_and_remove
 from mlspec.errors import ApplyError
-from mlspec.state.docker_reader import time_key
+from mlspec.state.docker_reader import secrets_lost, time_key
 
 Log = Callable[[str], None]
 
@@ -99,7 +99,9 @@ class DockerTarget:
             raise ApplyError(f"{d.address}: {self._refused.pop(d.name)}")
         live = self.infra.containers("model", d.name)
         want = C.identity(C.model_labels(r))
-        keep = [c for c in live if C.identity(c.labels) == want and infra.serving(c, d.name)]
+        # A container the engine restarted lost its secret files (secret_files.py): replaced.
+        keep = [c for c in live if C.identity(c.labels) == want and infra.serving(c, d.name)
+                and not secrets_lost(c.attrs)]
         leftovers = [c for c in live if C.identity(c.labels) == want and c not in keep]
         old = [c for c in live if C.identity(c.labels) != want]
         self._stop(leftovers, "leftover")
@@ -131,6 +133,7 @@ class DockerTarget:
     # -- steps -------------------------------------------------------------------------------
 
     def _start(self, r: Rollout, n: int, ports: list[int]) -> list:
+        values = C.resolve_secrets(r.deployment)  # a variable missing: nothing starts
         ensure_image(self.client, r.image, self.log)
         user = self.client.images.get(r.image).attrs["Config"].get("User") or ""
         ports = ports[:n] + [self.infra.allocate() for _ in range(n - len(ports))]
@@ -140,11 +143,14 @@ class DockerTarget:
                 c = self.client.containers.create(**C.model_create_args(r, user, self.infra.pod.id, port))
                 started.append(c)
                 c.start()
+                secret_files.deliver(self.client, c, values, r.deployment.address)
                 self.log(f"{r.deployment.address}: {c.name} started ({r.deployment.version})")
-        except docker.errors.APIError as exc:
+        except (docker.errors.APIError, ApplyError) as exc:
             self._stop(started, "failed")
             if r.deployment.name in self.infra.table.routes and not self.infra.containers("model", r.deployment.name):
                 self.infra.table.route({r.deployment.name: None})  # routed by prepare(): nothing to route to
+            if isinstance(exc, ApplyError):
+                raise
             raise ApplyError(f"{r.deployment.address}: the engine could not start {r.image} "
                              f"({exc.explanation}); nothing was switched.") from exc
         return started

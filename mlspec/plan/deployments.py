@@ -86,7 +86,10 @@ def container_problems(c: Container, cfg: Mapping[str, Any] | None) -> list[str]
             out.append(f"env changed outside mlspec: {name}")
     for name in sorted(cfg.get("secrets") or {}):
         if name not in c.env:
-            out.append(f"env changed outside mlspec: secret {name} missing")
+            # Files only (DESIGN.md §5): in the environment (an older mlspec) or lost with a
+            # restart by the engine, it is not delivered.
+            out.append(f"secret {name} not delivered as a file (an older mlspec put it in the "
+                       "environment, or the engine restarted the container)")
     res = cfg.get("resources") or {}
     if res.get("memory") and c.memory is not None and c.memory != size_bytes(res["memory"]):
         out.append("resources changed outside mlspec: memory")

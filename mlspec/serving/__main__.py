@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from . import config, model
+from . import config, model, secretfiles
 from .logs import log
 
 
@@ -15,6 +15,11 @@ def main(argv: list[str] | None = None) -> int:
     except config.ConfigError as e:
         log("error", f"configuration: {e}")
         return 2
+    try:
+        secretfiles.wait()  # files mlspec writes after the start: before anything reads them
+    except secretfiles.SecretsMissing as e:
+        log("error", f"refusing to start: {e}")
+        return 1
     try:
         loaded = model.load(cfg.artifact, cfg.sha256, cfg.framework, cfg.features)
     except model.ArtifactError as e:

@@ -1,7 +1,8 @@
 """Read what mlspec made on each Docker target: ONE label-filtered list call per target (DESIGN.md §3).
 
-Secret values are in the engine's answer (Config.Env) but never leave this module: only names the
-container's ``io.mlspec.config`` label declares are kept, and secret names map to None.
+Only env names the container's ``io.mlspec.config`` label declares are kept; a secret maps to None
+when its file is announced (``NAME_FILE``): values reach models as files and are never in the
+engine's answer (mlspec/apply/secret_files.py, Docker secrets on swarm).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from mlspec.spec.model import Target
 from mlspec.state.observed import Container, TargetState
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+SECRETS_READY = "MLSPEC_SECRETS_READY"  # set on containers whose secrets are written after start
 INSPECT_WORKERS = 8  # under the SDK's connection pool of 10
 ClientFactory = Callable[[Target], Any]
 
@@ -58,14 +60,23 @@ def _label_json(labels: Mapping[str, str]) -> dict[str, Any]:
     return cfg if isinstance(cfg, dict) else {}
 
 
-def _kept_env(env_list: Iterable[str], labels: Mapping[str, str]) -> dict[str, str | None]:
+def secrets_lost(attrs: Mapping[str, Any]) -> bool:
+    """A docker-target container whose secret files (a tmpfs written after each start by
+    mlspec/apply/secret_files.py) went with a restart by the engine."""
+    env_list = (attrs.get("Config") or {}).get("Env") or ()
+    return int(attrs.get("RestartCount") or 0) > 0 and any(e.startswith(SECRETS_READY + "=") for e in env_list)
+
+
+def _kept_env(env_list: Iterable[str], labels: Mapping[str, str], lost: bool = False) -> dict[str, str | None]:
     cfg = _label_json(labels)
     plain, secret = set(cfg.get("env") or {}), set(cfg.get("secrets") or {})
     out: dict[str, str | None] = {}
     for item in env_list or ():
         name, _, value = item.partition("=")
-        if name in secret:
-            out[name] = None  # present; its value is not ours to keep
+        # A secret counts as present when its file is (NAME_FILE); a value in the environment
+        # itself (an older mlspec) does not, so such a container shows as drift and is replaced.
+        if name.endswith("_FILE") and name[:-5] in secret and not lost:
+            out[name[:-5]] = None  # present; its value is not ours to keep
         elif name in plain:
             out[name] = value
     return dict(sorted(out.items()))
@@ -83,7 +94,7 @@ def container_record(attrs: Mapping[str, Any]) -> Container:
         labels=labels,
         status=state.get("Status", "unknown"),
         health=(state.get("Health") or {}).get("Status"),
-        env=_kept_env(cfg.get("Env"), labels),
+        env=_kept_env(cfg.get("Env"), labels, secrets_lost(attrs)),
         ports=tuple(ports),
         created=attrs.get("Created", ""),
         memory=host.get("Memory") or None,

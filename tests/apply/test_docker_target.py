@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import http.client
+import secrets
 import socket
 import threading
 import time
@@ -12,6 +13,7 @@ import time
 import pytest
 
 from apply_helpers import infer, output
+from tests.engine_helpers import engine_view
 from mlspec import labels as L
 from mlspec.apply.containers import Rollout
 from mlspec.apply.infra import serving_port
@@ -33,9 +35,12 @@ def target(engine, quickstart, base_image):
         t.destroy(d)
 
 
+SECRET = "planted-" + secrets.token_hex(8)
+
+
 @pytest.fixture
 def rollout(quickstart, images, free_port, monkeypatch):
-    monkeypatch.setenv("CHURN_API_KEY", "s3cret-value")
+    monkeypatch.setenv("CHURN_API_KEY", SECRET)
     base = quickstart.model("churn").deployments[0]
 
     def make(version: str, **changes) -> Rollout:
@@ -70,8 +75,8 @@ def test_a_deployment_serves_through_its_front_with_every_label_and_hardening(en
     assert hc["ReadonlyRootfs"] and hc["Memory"] == 512 * 1024 * 1024 and hc["NanoCpus"] == 10**9
     assert hc["SecurityOpt"] == ["no-new-privileges:true"] and hc["RestartPolicy"]["Name"] == "unless-stopped"
     assert c.attrs["Config"]["User"] == "10001:10001"
-    assert "API_KEY=s3cret-value" in c.attrs["Config"]["Env"]
-    assert "s3cret-value" not in str(c.labels) and "s3cret-value" not in "\n".join(target.lines)
+    env = c.attrs["Config"]["Env"]
+    assert "API_KEY_FILE=/run/secrets/API_KEY" in env and not any(e.startswith("API_KEY=") for e in env)
     assert hc["PortBindings"] in (None, {})  # only the front listens on the published port
     assert hc["NetworkMode"] == f"container:{target.infra.pod.id}"  # in the target's pod, on its own port
     assert f"MLSPEC_PORT={serving_port(c)}" in c.attrs["Config"]["Env"]
@@ -92,6 +97,47 @@ def test_deployments_on_one_target_share_a_network_but_not_their_backends(engine
     assert engine.networks.list(names=[f"mlspec-{target.project}-local"])  # churn still uses it
     target.destroy("churn")
     assert not engine.networks.list(names=[f"mlspec-{target.project}-local"])
+
+
+def read_secret(c, name: str = "API_KEY") -> str:
+    res = c.exec_run(["cat", f"/run/secrets/{name}"])
+    assert res.exit_code == 0, res.output
+    return res.output.decode()
+
+
+def test_a_secret_reaches_the_model_as_a_file_and_nowhere_in_the_engines_view(engine, target, rollout):
+    r = rollout("1.1.0", replicas=2)
+    target.deploy(r)
+    assert infer(rollout.port, ROW)["model_version"] == "1.1.0"  # the server waited for its files
+    for c in models(engine, r.project):
+        assert read_secret(c) == SECRET
+        mount = c.attrs["HostConfig"]["Tmpfs"]["/run/secrets"]
+        assert "uid=10001" in mount and "mode=0700" in mount  # memory only, the model's user only
+        listing = c.exec_run(["ls", "-ln", "/run/secrets"]).output.decode()
+        assert "-rw------- 1 10001 10001" in listing and ".tmp" not in listing
+    view = engine_view(engine, r.project, (r.image,))
+    assert "API_KEY_FILE" in view and SECRET not in view, "inspect, exec inspect, logs and history"
+    assert SECRET not in "\n".join(target.lines)
+
+
+def test_a_container_restarted_by_the_engine_lost_its_secrets_and_the_next_deploy_replaces_it(
+        engine, target, rollout, quickstart):
+    from mlspec.state.docker_reader import read_target
+    r = rollout("1.1.0")
+    target.deploy(r)
+    [before] = models(engine, r.project)
+    before.exec_run(["kill", "-TERM", "1"])  # the server drains and exits; the engine restarts it
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not before.attrs.get("RestartCount"):
+        time.sleep(0.2)
+        before.reload()
+    assert before.attrs["RestartCount"] >= 1
+    [seen] = [c for c in read_target(r.project, quickstart.project.target("local")).containers if c.role == "model"]
+    assert "API_KEY" not in seen.env  # the planner shows it as drift: not delivered
+    target.deploy(r)
+    [after] = models(engine, r.project)
+    assert after.id != before.id and read_secret(after) == SECRET
+    assert infer(rollout.port, ROW)["model_version"] == "1.1.0"
 
 
 def test_a_missing_secret_variable_is_named_and_nothing_starts(engine, target, rollout, monkeypatch):

@@ -36,7 +36,8 @@ def world(docker_client, base_image, project_name, made, free_port):
         lab = deployment_labels(project_name, d, image, "f" * 64, "c0ffee") | (labels or {})
         c = docker_client.containers.create(
             image, SLEEP, name=f"{project_name}-churn-{i}", labels=lab,
-            environment={"LOG_LEVEL": "info", "API_KEY": SECRET} | (env or {}),
+            environment={k: v for k, v in ({"LOG_LEVEL": "info", "API_KEY_FILE": "/run/secrets/API_KEY"}
+                                            | (env or {})).items() if v is not None},
             ports={"8080/tcp": ("127.0.0.1", d.port)} if publish else {}, mem_limit="512m", nano_cpus=10**9)
         if start:
             c.start()
@@ -108,6 +109,9 @@ def test_removed_container_is_drift(docker_client, world):
 @pytest.mark.parametrize("edit, problem", [
     ({"env": {"LOG_LEVEL": "debug"}}, "env changed outside mlspec: LOG_LEVEL"),
     ({"labels": {L.CONFIG_HASH: "0" * 64}}, f"labels edited: {L.CONFIG_HASH} does not match {L.CONFIG}"),
+    # As an older mlspec made it: the value in the environment, readable by `docker inspect`.
+    ({"env": {"API_KEY_FILE": None, "API_KEY": SECRET}}, "secret API_KEY not delivered as a file (an older "
+     "mlspec put it in the environment, or the engine restarted the container)"),
 ])
 def test_recreated_by_hand_is_drift(docker_client, world, edit, problem):
     spec, d, image, make = world

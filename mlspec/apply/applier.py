@@ -24,7 +24,9 @@ Log = Callable[[str], None]
 
 
 class Gates(Protocol):
-    def check(self, model: str, version: str, production: str | None) -> str: ...  # raises ApplyError
+    # Scores model@version inside its image on engine ``where`` (None: the build engine); raises
+    # ApplyError (GatesRefused with the score table) when a gate fails.
+    def check(self, model: str, version: str, production: str | None, where: str | None = None): ...
 
 
 class Files(Protocol):
@@ -87,8 +89,10 @@ class Applier:
         unknown = [c.address for c in changes if c.type not in by_type]
         if unknown:
             raise ApplyError(f"this plan has changes apply cannot make ({', '.join(unknown)}); PR-mode plans are for review only.")
+        # Build, then gate, then push: an image that fails its gates never reaches the registry.
         _stage(by_type["image"], self._image, self.parallelism)
         _stage(by_type["evaluation"], lambda c: self._gate(c, by_type["deployment"]), self.parallelism)
+        _stage(by_type["image"], self._push, self.parallelism)
         deploys = [c for c in by_type["deployment"] if "create" in c.actions or c.actions == ("update",)]
         for target, rollouts in sorted(_by_target(self._rollout(c) for c in deploys).items()):
             self.b.target(target).prepare(rollouts)
@@ -103,28 +107,36 @@ class Applier:
         self.result.done.append(c.address)
         self.log(f"{c.address}: {what}")
 
+    def _engines(self, model: str, version: str) -> list[str | None]:
+        """Where the image is built: the build engine in front of the registry, else each target's."""
+        if self.b.registry:
+            return [None]
+        return sorted({d.target for d in self.spec.deployments if d.model == model and d.version == version})
+
     def _image(self, c: Change) -> None:
         model, version = _parse(c.address)
         tag = c.after["tag"]
         bhash = build_hash(self.builds[(model, version)])
-        targets = sorted({d.target for d in self.spec.deployments if d.model == model and d.version == version})
         m = self.spec.model(model)
-        # Without a registry the image is built on each engine that runs it.
-        for where in [None] if self.b.registry else targets:
+        for where in self._engines(model, version):
             images = self.b.images(where)
-            if not images.exists(tag):
+            if not images.present(tag):
                 self.log(f"{c.address}: building {tag}" + (f" on {where}" if where else ""))
                 images.build(m, version, tag, bhash, self.log)
-            if where is None:
-                self.log(f"{c.address}: pushed {tag} ({images.push(tag, self.log)})")
         self._done(c, "image ready")
+
+    def _push(self, c: Change) -> None:
+        if self.b.registry:
+            images = self.b.images(None)
+            self.log(f"{c.address}: pushed {c.after['tag']} ({images.push(c.after['tag'], self.log)})")
 
     def _gate(self, c: Change, deployments: list[Change]) -> None:
         model, version = _parse(c.address)
         # The version in production is the one this model's deployments run now (before the change).
         live = sorted({(d.before or {}).get("version") for d in deployments if d.model == model and d.before} - {None, version})
-        summary = self.b.gates.check(model, version, live[0] if live else None)
-        self._done(c, f"gates passed: {summary}")
+        where = self._engines(model, version)[0] if self._engines(model, version) else None
+        result = self.b.gates.check(model, version, live[0] if live else None, where)
+        self._done(c, f"gates passed{' (cached)' if getattr(result, 'cached', False) else ''}: {result.summary()}")
 
     def _deployment(self, c: Change) -> Deployment:
         return next(d for d in self.spec.deployments if d.address == c.address)

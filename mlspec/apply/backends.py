@@ -7,6 +7,7 @@ from contextlib import AbstractContextManager
 from typing import Callable, Protocol
 
 import docker
+import docker.errors
 
 from mlspec.apply import build, lock, push
 from mlspec.apply.containers import Rollout
@@ -17,7 +18,9 @@ Log = Callable[[str], None]
 
 
 class Images(Protocol):
-    def exists(self, tag: str) -> bool: ...
+    def exists(self, tag: str) -> bool: ...  # in the registry when there is one, else on the engine
+
+    def present(self, tag: str) -> bool: ...  # on this engine (pulled when only the registry has it)
 
     def build(self, model: Model, version: str, tag: str, build_hash: str, on_log: Log) -> str: ...
 
@@ -43,6 +46,20 @@ class DockerImages:
 
     def exists(self, tag: str) -> bool:
         return push.image_exists(self.client, tag, in_registry=self.spec.project.registry is not None)
+
+    def present(self, tag: str) -> bool:
+        try:
+            self.client.images.get(tag)
+            return True
+        except docker.errors.ImageNotFound:
+            pass
+        if self.spec.project.registry and push.image_exists(self.client, tag, in_registry=True):
+            try:
+                self.client.images.pull(tag)
+                return True
+            except docker.errors.APIError:
+                return False
+        return False
 
     def build(self, model: Model, version: str, tag: str, build_hash: str, on_log: Log) -> str:
         return build.build_image(self.client, self.spec, model, version, tag, on_log,

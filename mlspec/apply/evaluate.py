@@ -1,32 +1,45 @@
-"""Evaluation gates: score a version on its pinned dataset and refuse one that scores too low.
+"""Evaluation gates, the host's half: what to ask the image, and the verdict on what it answers.
 
-Gates run on the applying host, before any deployment changes, with the same loaders the server
-uses. A ``no_regression`` gate scores the version that is live on the deployment's target on the
-same dataset and refuses a drop larger than allowed. The artifact and the dataset are checked
-against their pinned sha256 before they are read (a pickle is code: only the reviewed bytes run).
+The figures come from ``mlspec.serving.evaluate`` run inside the version's own image
+(``mlspec.apply.eval_container``); this module imports no ML library. It builds the evaluator's
+request from the spec, keys the result for the cache, and judges each gate (pure): a threshold
+gate compares the exact decimal of the spec; a ``no_regression`` gate compares with the version in
+production scored on the same dataset, the allowance read the metric's way (a drop for accuracy, a
+rise for rmse). With ``slices``, every gate holds for every slice with enough rows too.
 """
 
 from __future__ import annotations
 
-import csv
+import hashlib
+import json
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
 from mlspec.errors import ApplyError
 from mlspec.spec.checks import sha256_file
+from mlspec.spec.metrics import BUILTIN, higher_is_better
 from mlspec.spec.model import Evaluation, Gate, Model, Pinned, Version
 
 OPS = {">=": operator.ge, "<=": operator.le, ">": operator.gt, "<": operator.lt, "==": operator.eq}
+EVALUATOR_VERSION = "1"  # bumped when the evaluator computes a figure differently: old cache entries go
 
 
 @dataclass(frozen=True)
 class GateResult:
-    metric: str
-    value: float
+    metric: str  # 'f1', or 'f1 [region=eu]' for a slice
+    value: float | None
+    rule: str  # '>= 0.90' or 'no_regression 0.01'
     passed: bool
-    rule: str  # '>= 0.90' or 'no_regression 0.01 against 1.0.0 (0.912)'
+    production: float | None = None
+    note: str = ""
+
+    @property
+    def delta(self) -> float | None:
+        if self.value is None or self.production is None:
+            return None
+        return self.value - self.production
 
 
 @dataclass(frozen=True)
@@ -35,17 +48,57 @@ class EvalResult:
     version: str
     metrics: dict
     gates: tuple[GateResult, ...]
+    production: str | None = None  # the version compared with
+    cached: bool = False
+    rows: int = 0
+    runtime: dict = field(default_factory=dict)
 
     @property
     def passed(self) -> bool:
         return all(g.passed for g in self.gates)
 
     def summary(self) -> str:
-        parts = [f"{g.metric}={g.value:.4f} ({'ok' if g.passed else 'FAILED'}: {g.rule})" for g in self.gates]
+        parts = [f"{g.metric}={_num(g.value)} ({'ok' if g.passed else 'FAILED'}: {g.rule})" for g in self.gates]
         return f"{self.model}@{self.version}: " + ", ".join(parts)
 
+    def to_json(self) -> dict:
+        return {"model": self.model, "version": self.version, "production": self.production, "passed": self.passed,
+                "cached": self.cached, "rows": self.rows, "metrics": dict(sorted(self.metrics.items())),
+                "runtime": dict(sorted(self.runtime.items())),
+                "gates": [{"metric": g.metric, "value": g.value, "threshold": g.rule, "production": g.production,
+                           "delta": g.delta, "passed": g.passed, "note": g.note} for g in self.gates]}
 
-def _checked(root: Path, pinned: Pinned, what: str) -> Path:
+    @classmethod
+    def from_json(cls, d: dict) -> EvalResult:
+        gates = tuple(GateResult(g["metric"], g["value"], g["threshold"], g["passed"], g["production"], g["note"])
+                      for g in d["gates"])
+        return cls(d["model"], d["version"], d["metrics"], gates, d["production"], d["cached"], d["rows"], d["runtime"])
+
+
+def _num(v: float | None) -> str:
+    return "n/a" if v is None else f"{v:.4f}"
+
+
+def table(result: EvalResult) -> list[tuple[str, ...]]:
+    """Rows of the score table: metric, value, threshold, production, delta, verdict."""
+    prod = result.production or "production"
+    rows = [("metric", "value", "threshold", prod, "delta", "verdict")]
+    for g in result.gates:
+        d = g.delta
+        rows.append((g.metric, _num(g.value), g.rule, _num(g.production), "" if d is None else f"{d:+.4f}",
+                     ("pass" if g.passed else "FAIL") + (f" ({g.note})" if g.note else "")))
+    return rows
+
+
+def format_table(result: EvalResult) -> str:
+    rows = table(result)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+    head = f"{result.model}@{result.version}" + (" (cached)" if result.cached else "") + f": {result.rows} rows"
+    return "\n".join([head] + ["  " + line for line in lines])
+
+
+def checked(root: Path, pinned: Pinned, what: str) -> Path:
     path = root / pinned.path
     if not path.is_file():
         raise ApplyError(f"{what} {pinned.path} is missing; restore it or fix the spec.")
@@ -54,92 +107,69 @@ def _checked(root: Path, pinned: Pinned, what: str) -> Path:
     return path
 
 
-def read_dataset(path: Path, target_column: str):
-    import numpy as np
-
-    with path.open(newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if not header or target_column not in header:
-            raise ApplyError(f"dataset {path.name} has no column {target_column!r}; set evaluation.target_column.")
-        idx = header.index(target_column)
-        rows = [r for r in reader if r]
-    X = np.array([[float(v) for i, v in enumerate(r) if i != idx] for r in rows], dtype=np.float64)
-    y = np.array([r[idx] for r in rows])
-    try:
-        y = y.astype(np.int64)
-    except ValueError:
-        pass
-    return X, y
-
-
-def load_predictor(path: Path):
-    """Return (predict, predict_proba|None) for a scikit-learn or ONNX artifact."""
-    if path.suffix == ".onnx":
-        import numpy as np
-        import onnxruntime as ort
-
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        name = sess.get_inputs()[0].name
-
-        def predict(X):
-            return np.asarray(sess.run(None, {name: X.astype(np.float32)})[0]).ravel()
-
-        return predict, None
-    import joblib
-
-    est = joblib.load(path)
-    return est.predict, getattr(est, "predict_proba", None)
+def request_for(root: Path, model: Model, version: Version, ev: Evaluation, *, builtin: bool) -> tuple[dict, dict[str, Path], dict]:
+    """(request, files for the volume, the request's identity for the cache key)."""
+    files = {"data.csv": checked(root, ev.dataset, "dataset")}
+    custom, ident_custom = {}, {}
+    for i, c in enumerate(ev.custom):
+        path = root / c.path
+        if not path.is_file():
+            raise ApplyError(f"custom metric {c.name} of {model.name}@{version.version}: {c.path} is missing.")
+        files[f"custom/{i}.py"] = path
+        custom[c.name] = f"/mlspec-eval/custom/{i}.py:{c.function}"
+        ident_custom[c.name] = [sha256_file(path), c.function]
+    metrics = sorted({g.metric for g in ev.gates} & set(BUILTIN))
+    req = {"dataset": "/mlspec-eval/data.csv", "target_column": ev.target_column, "metrics": metrics,
+           "average": ev.average, "custom": custom,
+           "slices": {"column": ev.slices.column, "min_rows": ev.slices.min_rows} if ev.slices else None}
+    if not builtin:  # an image of the model's own Dockerfile: the artifact travels with the request
+        files["artifact" + Path(version.artifact.path).suffix] = checked(root, version.artifact, "artifact")
+        req.update(artifact=f"/mlspec-eval/artifact{Path(version.artifact.path).suffix}",
+                   artifact_sha256=version.artifact.sha256,
+                   framework="onnx" if version.artifact.path.endswith(".onnx") else "sklearn")
+    ident = {**{k: v for k, v in req.items() if k not in ("custom", "dataset", "artifact")},
+             "dataset_sha256": ev.dataset.sha256, "custom": ident_custom, "evaluator": EVALUATOR_VERSION}
+    return req, files, ident
 
 
-def score(predict, proba, X, y, metrics: set[str]) -> dict[str, float]:
-    from sklearn import metrics as skm
-
-    pred = predict(X)
-    binary = len(set(y.tolist())) <= 2
-    avg = "binary" if binary else "macro"
-    out: dict[str, float] = {}
-    if "accuracy" in metrics:
-        out["accuracy"] = float(skm.accuracy_score(y, pred))
-    for name, fn in (("precision", skm.precision_score), ("recall", skm.recall_score), ("f1", skm.f1_score)):
-        if name in metrics:
-            out[name] = float(fn(y, pred, average=avg, zero_division=0))
-    if "roc_auc" in metrics:
-        if proba is None:
-            raise ApplyError("the roc_auc gate needs a model with predict_proba.")
-        p = proba(X)
-        out["roc_auc"] = float(skm.roc_auc_score(y, p[:, 1]) if binary else skm.roc_auc_score(y, p, multi_class="ovr"))
-    return out
+def cache_key(image: str, ident: dict) -> str:
+    """Same image (its tag carries the build hash), same dataset and request: same figures."""
+    text = json.dumps({"image": image, **ident}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _version_scores(root: Path, version: Version, ev: Evaluation) -> dict[str, float]:
-    X, y = read_dataset(_checked(root, ev.dataset, "dataset"), ev.target_column)
-    predict, proba = load_predictor(_checked(root, version.artifact, "artifact"))
-    return score(predict, proba, X, y, {g.metric for g in ev.gates})
-
-
-def judge(gate: Gate, value: float, baseline: tuple[str, float] | None) -> GateResult:
+def _judge_one(gate: Gate, label: str, value: float | None, base: float | None, higher: bool,
+               production: str | None) -> GateResult:
+    if value is None:
+        return GateResult(label, None, _rule(gate), True, base, "too few rows: not gated")
     if gate.no_regression is None:
         ok = OPS[gate.op](Decimal(repr(value)), Decimal(gate.value))
-        return GateResult(gate.metric, value, ok, f"{gate.op} {gate.value}")
-    if baseline is None:
-        return GateResult(gate.metric, value, True, "no_regression: nothing in production to compare with")
-    base_version, base_value = baseline
-    ok = value >= base_value - gate.no_regression
-    return GateResult(gate.metric, value, ok, f"no_regression {gate.no_regression} against {base_version} ({base_value:.4f})")
+        return GateResult(label, value, _rule(gate), ok, base)
+    if base is None:
+        return GateResult(label, value, _rule(gate), True, None, "nothing in production to compare with")
+    allowance = gate.no_regression
+    ok = value >= base - allowance if higher else value <= base + allowance
+    return GateResult(label, value, _rule(gate), ok, base)
 
 
-def evaluate(root: Path, model: Model, version: Version, production: Version | None = None) -> EvalResult:
-    """Score ``version``; ``production`` is the version live now, for ``no_regression`` gates."""
-    ev = version.evaluation
-    if ev is None:
-        return EvalResult(model.name, version.version, {}, ())
-    scores = _version_scores(root, version, ev)
-    base_scores = {}
-    if production and production.version != version.version and any(g.no_regression is not None for g in ev.gates):
-        base_scores = _version_scores(root, production, ev)
-    results = tuple(
-        judge(g, scores[g.metric], (production.version, base_scores[g.metric]) if g.metric in base_scores else None)
-        for g in ev.gates
-    )
-    return EvalResult(model.name, version.version, scores, results)
+def _rule(gate: Gate) -> str:
+    return f"{gate.op} {gate.value}" if gate.no_regression is None else f"no_regression {gate.no_regression:g}"
+
+
+def judge(model: str, version: str, ev: Evaluation, scores: dict, base: dict | None = None,
+          production: str | None = None, cached: bool = False) -> EvalResult:
+    """The verdict on ``scores`` (the evaluator's JSON) against ``base`` (production's, same dataset)."""
+    directions = {c.name: c.higher_is_better for c in ev.custom}
+    metrics, base_metrics = scores["metrics"], (base or {}).get("metrics", {})
+    results = []
+    for g in ev.gates:
+        higher = higher_is_better(g.metric, directions)
+        results.append(_judge_one(g, g.metric, metrics.get(g.metric), base_metrics.get(g.metric), higher, production))
+    for value, sl in sorted(scores.get("slices", {}).items()):
+        base_sl = ((base or {}).get("slices", {}).get(value) or {}).get("metrics") or {}
+        for g in ev.gates:
+            got = (sl.get("metrics") or {}).get(g.metric)
+            results.append(_judge_one(g, f"{g.metric} [{ev.slices.column}={value}]", got, base_sl.get(g.metric),
+                                      higher_is_better(g.metric, directions), production))
+    return EvalResult(model, version, metrics, tuple(results), production if base else None, cached,
+                      scores.get("rows", 0), scores.get("runtime", {}))

@@ -11,7 +11,8 @@ import docker
 from mlspec.apply.applier import Backends, Log
 from mlspec.apply.backends import DockerEngineTarget, DockerImages
 from mlspec.apply.base_image import resolve_base_image
-from mlspec.apply.evaluate import evaluate
+from mlspec.apply.gates import ImageGates
+from mlspec.plan.hashing import build_hash, image_tag
 from mlspec.apply.swarm_target import SwarmTarget
 from mlspec.errors import ApplyError
 from mlspec.generate import write_files
@@ -45,19 +46,31 @@ class Engines:
             return self._bases[key]
 
 
-class HostGates:
-    """Evaluation gates run on the applying host (mlspec.apply.evaluate)."""
+def image_gates(spec: Spec, engines: Engines, images_for: Callable[[str | None], DockerImages], log: Log) -> ImageGates:
+    """Gates that score each version inside its image, building (never pushing) what is missing."""
+    from mlspec.state.build_inputs import DiskSource, gather
 
-    def __init__(self, spec: Spec):
-        self.spec = spec
+    source = DiskSource(spec.root)
+    built: dict[tuple, str] = {}
+    guard = threading.Lock()
 
-    def check(self, model: str, version: str, production: str | None) -> str:
-        m = self.spec.model(model)
-        prod = next((v for v in m.versions if v.version == production), None)
-        result = evaluate(self.spec.root, m, m.version(version), prod)
-        if not result.passed:
-            raise ApplyError(f"evaluation gates refused {model}@{version}: {result.summary()}. Nothing was deployed.")
-        return result.summary()
+    def ensure(where: str | None, model: str, version: str) -> str:
+        m = spec.model(model)
+        inputs = gather(spec, m, m.version(version), source=source)
+        bhash = build_hash(inputs)
+        tag = image_tag(spec.project.registry, model, version, bhash)
+        with guard:
+            if (where, tag) in built:
+                return tag
+        images = images_for(where)
+        if not images.present(tag):
+            log(f"image.{model}@{version}: building {tag} (for evaluation, not pushed)")
+            images.build(m, version, tag, bhash, log)
+        with guard:
+            built[(where, tag)] = tag
+        return tag
+
+    return ImageGates(spec, engines.client, ensure, log=log)
 
 
 class RepoFiles:
@@ -95,4 +108,5 @@ def real_backends(spec: Spec, engines: Engines, log: Log, commit: str = "", wait
                                      engines.base_image(name), on_log=log, **extra)
             return targets[name]
 
-    return Backends(images_for, HostGates(spec), target, RepoFiles(spec.root), registry=bool(spec.project.registry))
+    gates = image_gates(spec, engines, images_for, log)
+    return Backends(images_for, gates, target, RepoFiles(spec.root), registry=bool(spec.project.registry))

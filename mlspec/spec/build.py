@@ -44,7 +44,12 @@ def _version(doc: w.ModelDoc, v: w.ModelVersion) -> m.Version:
     ev = None
     if v.evaluation:
         e = v.evaluation
-        ev = m.Evaluation(m.Pinned(e.dataset.path, e.dataset.sha256), e.target_column, _gates(e))
+        custom = tuple(m.CustomMetric(name, *c.python.rsplit(":", 1), higher_is_better=c.higher_is_better)
+                       for name, c in sorted(e.metrics.items()))
+        slices = m.Slices(e.slices.column, e.slices.min_rows) if e.slices else None
+        res = e.resources or w.EvalResources()
+        ev = m.Evaluation(m.Pinned(e.dataset.path, e.dataset.sha256), e.target_column, _gates(e), e.average,
+                          custom, slices, res.memory or "1g", res.cpus or 1.0)
     return m.Version(v.version, m.Pinned(v.artifact.path, v.artifact.sha256), _frozen(pkgs), ev)
 
 
@@ -58,7 +63,8 @@ def _alert(model: str, a: w.BuiltinAlert | w.CustomAlert) -> m.Alert:
     elif a.threshold is not None:
         threshold = _decimal(a.threshold)
     quantile = _decimal(a.quantile) if a.quantile is not None else None
-    return m.Alert(name, a.kind, a.for_, a.severity, threshold=threshold, quantile=quantile, runbook=a.runbook)
+    return m.Alert(name, a.kind, a.for_, a.severity, threshold=threshold, quantile=quantile, runbook=a.runbook,
+                   features=tuple(a.features or ()), min_samples=a.min_samples)
 
 
 def build_model(doc: w.ModelDoc, source: str, project: w.ProjectDoc) -> m.Model:

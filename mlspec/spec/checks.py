@@ -13,6 +13,7 @@ from typing import Iterable, Iterator
 
 from mlspec.errors import SpecProblem
 from mlspec.spec.loader import Document
+from mlspec.spec.metrics import BUILTIN
 from mlspec.spec.wire import BuiltinAlert, ModelDoc, ProjectDoc
 
 
@@ -143,6 +144,13 @@ def _check_alert(doc: Document, i: int, a: BuiltinAlert) -> Iterator[SpecProblem
             yield doc.at(loc + ("threshold",), f"{a.kind} needs a threshold ratio between 0 and 1, such as 0.05")
         if a.quantile is not None:  # silently ignored otherwise
             yield doc.at(loc + ("quantile",), f"{a.kind} takes no quantile (only latency does)")
+    elif a.kind in ("drift", "live_accuracy"):
+        top = 1 if a.kind == "live_accuracy" else 100
+        example = "0.8 (fires below it)" if a.kind == "live_accuracy" else "0.2 (a population stability index)"
+        if not isinstance(a.threshold, float) or not 0 < a.threshold <= top:
+            yield doc.at(loc + ("threshold",), f"{a.kind} needs a threshold between 0 and {top}, such as {example}")
+        if a.quantile is not None:
+            yield doc.at(loc + ("quantile",), f"{a.kind} takes no quantile (only latency does)")
     elif a.kind == "latency":
         if not isinstance(a.threshold, str):
             yield doc.at(loc + ("threshold",), "latency needs a threshold duration, such as 250ms")
@@ -150,6 +158,28 @@ def _check_alert(doc: Document, i: int, a: BuiltinAlert) -> Iterator[SpecProblem
             yield doc.at(loc + ("quantile",), "latency needs a quantile, such as 0.95")
     elif a.threshold is not None or a.quantile is not None:
         yield doc.at(loc + ("threshold" if a.threshold is not None else "quantile",), f"{a.kind} takes no threshold or quantile")
+    if a.features is not None and a.kind != "drift":
+        yield doc.at(loc + ("features",), f"{a.kind} takes no features (only drift does)")
+    if a.min_samples is not None and a.kind != "live_accuracy":
+        yield doc.at(loc + ("min_samples",), f"{a.kind} takes no min_samples (only live_accuracy does)")
+
+
+def _check_evaluation(doc: Document, root: Path | None, loc: tuple, e) -> Iterator[SpecProblem]:
+    for name, c in sorted(e.metrics.items()):
+        if name in BUILTIN:
+            yield doc.at(loc + ("metrics", name), "is a built-in metric; give the custom one another name")
+        path, sep, func = c.python.rpartition(":")
+        if not sep or not path.endswith(".py") or not func.isidentifier():
+            yield doc.at(loc + ("metrics", name, "python"), "must be a repo-relative .py file and a function, such as models/churn/metrics.py:business_cost")
+        else:
+            yield from _path(doc, root, loc + ("metrics", name, "python"), path)
+    known = set(BUILTIN) | set(e.metrics)
+    for metric in e.gates:
+        if metric not in known:
+            custom = f"; custom metrics: {', '.join(sorted(e.metrics))}" if e.metrics else " (or declare it under metrics)"
+            yield doc.at(loc + ("gates", metric), key_only=True, message=f"unknown metric; built-in: {', '.join(BUILTIN)}{custom}")
+    if e.slices and e.slices.column == e.target_column:
+        yield doc.at(loc + ("slices", "column"), "is the label column; slice by another column")
 
 
 def alert_name(model: str, a) -> str:
@@ -179,6 +209,7 @@ def check_model(doc: Document, root: Path | None, project: ProjectDoc | None) ->
         yield from _pinned(doc, root, ("versions", i, "artifact"), v.artifact)
         if v.evaluation:
             yield from _pinned(doc, root, ("versions", i, "evaluation", "dataset"), v.evaluation.dataset)
+            yield from _check_evaluation(doc, root, ("versions", i, "evaluation"), v.evaluation)
         pkgs = {**m.runtime.python_packages, **(v.runtime.python_packages if v.runtime else {})}
         if m.framework == "sklearn" and "scikit-learn" not in pkgs:
             yield doc.at(("versions", i, "version"), "declare the scikit-learn version the artifact was made with (runtime.python_packages)")

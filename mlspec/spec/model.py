@@ -25,10 +25,29 @@ class Gate:
 
 
 @dataclass(frozen=True)
+class CustomMetric:
+    name: str
+    path: str  # repo-relative file
+    function: str
+    higher_is_better: bool = True
+
+
+@dataclass(frozen=True)
+class Slices:
+    column: str
+    min_rows: int = 30
+
+
+@dataclass(frozen=True)
 class Evaluation:
     dataset: Pinned
     target_column: str
     gates: tuple[Gate, ...]
+    average: str | None = None  # None: binary for two classes, macro for more
+    custom: tuple[CustomMetric, ...] = ()
+    slices: Slices | None = None
+    memory: str = "1g"
+    cpus: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -76,6 +95,8 @@ class Alert:
     expr: str | None = None
     summary: str | None = None
     runbook: str | None = None
+    features: tuple[str, ...] = ()  # drift: only these features; () = all and the prediction mix
+    min_samples: int | None = None  # live_accuracy: feedback rows needed in the window
 
 
 @dataclass(frozen=True)

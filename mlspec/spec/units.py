@@ -117,6 +117,8 @@ Sha256 = _text(SHA256_RE, "a sha256 digest: 64 lowercase hex characters", "; quo
 EnvName = _text(ENV_NAME_RE, "an environment variable name")
 ALERT_NAME_RE = r"^[A-Za-z][A-Za-z0-9_]*$"
 AlertName = _text(ALERT_NAME_RE, "an alert name: letters, digits and '_', starting with a letter")
+METRIC_NAME_RE = r"^[a-z][a-z0-9_]{0,62}$"
+MetricName = _text(METRIC_NAME_RE, "a metric name: lowercase letters, digits and '_', starting with a letter")
 # A package pin: one exact version, never a range (a pickle loads only under the version that wrote it).
 Pin = _text(r"^[^<>=!~*,\s]+$", "one exact version, such as 1.5.2, not a range")
 

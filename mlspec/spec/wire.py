@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
-from mlspec.spec.units import AlertName, Comparison, Duration, EnvName, Name, Pin, Sha256, Size, Version
+from mlspec.spec.units import AlertName, Comparison, Duration, EnvName, MetricName, Name, Pin, Sha256, Size, Version
 from mlspec.spec.units import PackageName, Registry
 
 API_VERSION = "mlspec/v1"
@@ -82,7 +82,9 @@ class PinnedFile(Strict):
 
 
 class NoRegression(Strict):
-    no_regression: float = Field(ge=0, le=1, description="Largest allowed drop against the version in production")
+    no_regression: float = Field(
+        ge=0, description="Largest allowed worsening against the version in production, in the metric's own units "
+        "(a drop for accuracy, a rise for rmse)")
 
 
 def _by_shape(mapping_tag: str, scalar_tag: str):
@@ -103,10 +105,34 @@ Gate = Annotated[
 ]
 
 
+class CustomMetric(Strict):
+    python: str = Field(description="Repo-relative file and function, e.g. models/churn/metrics.py:business_cost; "
+                        "called as function(y_true, y_pred, proba) inside the serving image")
+    higher_is_better: bool = True
+
+
+class Slices(Strict):
+    column: str = Field(min_length=1, description="Dataset column whose values are gated one by one (not fed to the model)")
+    min_rows: int = Field(30, ge=1, description="Slices with fewer rows are reported but not gated")
+
+
+class EvalResources(Strict):
+    memory: Size | None = None
+    cpus: float | None = Field(None, gt=0, le=256)
+
+
 class Evaluation(Strict):
     dataset: PinnedFile
     target_column: str = "label"
-    gates: dict[Literal["accuracy", "precision", "recall", "f1", "roc_auc"], Gate] = Field(min_length=1)
+    average: Literal["binary", "micro", "macro", "weighted"] | None = Field(
+        None, description="How precision, recall, f1 (and roc_auc) average over classes; default: binary for two "
+        "classes (positive = the greater label), macro for more")
+    metrics: dict[MetricName, CustomMetric] = Field(default_factory=dict, description="Custom metrics, gated by name")
+    slices: Slices | None = None
+    resources: EvalResources | None = Field(None, description="Limits of the evaluation container (default 1g, 1 CPU)")
+    gates: dict[str, Gate] = Field(
+        min_length=1, description="Metric -> comparison or {no_regression: allowance}; built-in metrics: accuracy, "
+        "precision, recall, f1, roc_auc, log_loss, rmse, mae, r2, mape; or a name under metrics")
 
 
 class Runtime(Strict):
@@ -164,13 +190,17 @@ class Build(Strict):
 
 
 class BuiltinAlert(Strict):
-    kind: Literal["error_rate", "latency", "down", "not_ready", "client_error_rate"]
+    kind: Literal["error_rate", "latency", "down", "not_ready", "drift", "live_accuracy", "client_error_rate"]
     name: AlertName | None = None
     threshold: Annotated[
         Union[Annotated[float, Tag("number")], Annotated[Duration, Tag("duration")]],
         Discriminator(lambda v: "duration" if isinstance(v, str) else "number"),
-    ] | None = Field(None, description="error_rate, client_error_rate: a ratio such as 0.05; latency: a duration such as 250ms")
+    ] | None = Field(None, description="error_rate, client_error_rate: a ratio such as 0.05; latency: a duration such as 250ms; drift: a population stability index such as 0.2; live_accuracy: the lowest accuracy, such as 0.8")
     quantile: float | None = Field(None, gt=0, lt=1)
+    features: list[str] | None = Field(
+        None, min_length=1, description="drift: only these input features (default: every histogrammed feature and the prediction mix)")
+    min_samples: int | None = Field(
+        None, ge=1, le=1_000_000, description="live_accuracy: feedback rows needed in the window before it may fire (default 100)")
     for_: Duration = Field("5m", alias="for")
     severity: Literal["page", "ticket", "info"] = "page"
     runbook: str | None = None

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from mlspec.apply.applier import Applier, Backends
+from mlspec.apply.evaluate import EvalResult
 from mlspec.errors import ApplyError
 from mlspec.plan.planner import PlanOptions, plan
 from mlspec.spec import load_spec
@@ -32,6 +33,9 @@ class FakeImages:
         self.rec, self.where = rec, where
 
     def exists(self, tag):
+        return False
+
+    def present(self, tag):
         return False
 
     def build(self, model, version, tag, build_hash, on_log):
@@ -61,9 +65,9 @@ class FakeGates:
     def __init__(self, rec):
         self.rec = rec
 
-    def check(self, model, version, production):
-        self.rec.note(f"gate {model}@{version} vs {production}")
-        return "ok"
+    def check(self, model, version, production, where=None):
+        self.rec.note(f"gate {model}@{version} vs {production} on {where or 'local'}")
+        return EvalResult(model, version, {}, ())
 
 
 class FakeFiles:
@@ -97,7 +101,7 @@ def test_stages_run_in_order_images_gates_deployments_files():
     result = applier.apply(p)
     assert rec.calls == [
         "build churn@1.1.0 on local",
-        "gate churn@1.1.0 vs None",
+        "gate churn@1.1.0 vs None on local",
         "prepare local deployment.churn.local",  # each target sees all its rollouts first
         "deploy deployment.churn.local 1.1.0",
         "write 8 files",
@@ -105,18 +109,19 @@ def test_stages_run_in_order_images_gates_deployments_files():
     assert len(result.done) == len([c for c in p.changes if c.is_change])
 
 
-def test_with_a_registry_the_image_is_built_once_and_pushed_before_anything_else():
+def test_with_a_registry_the_image_is_built_once_gated_on_the_build_engine_then_pushed():
     applier, p, rec = _setup(registry=True)
     applier.apply(p)
-    assert rec.calls[:2] == ["build churn@1.1.0 on local", "push mlspec/churn"]
+    assert rec.calls[:3] == ["build churn@1.1.0 on local", "gate churn@1.1.0 vs None on local", "push mlspec/churn"]
 
 
+@pytest.mark.parametrize("registry", [True, False])
 @pytest.mark.parametrize("failing", ["build", "gate"])
-def test_a_failed_build_or_gate_stops_before_any_deployment(failing):
-    applier, p, rec = _setup(registry=False, fail=failing)
+def test_a_failed_build_or_gate_stops_before_any_push_or_deployment(failing, registry):
+    applier, p, rec = _setup(registry=registry, fail=failing)
     with pytest.raises(ApplyError):
         applier.apply(p)
-    assert not any(c.startswith(("deploy", "write")) for c in rec.calls)
+    assert not any(c.startswith(("push", "deploy", "write")) for c in rec.calls)
 
 
 def test_a_failed_deployment_writes_no_files():

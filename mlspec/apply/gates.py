@@ -1,0 +1,79 @@
+"""Evaluation gates in the image: score a version (and the one in production) and give the verdict.
+
+``ImageGates`` is the applier's gates backend and what ``mlspec evaluate`` and
+``mlspec plan --evaluate`` use. It makes sure the version's image is on the evaluating engine
+(``ensure``: built there, or pulled), looks the figures up in the cache, else runs the evaluator
+container, and judges. The production version is scored on the new version's dataset, so the
+comparison is like for like.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import docker
+
+from mlspec import labels as L
+from mlspec.apply.eval_cache import LocalCache
+from mlspec.apply.eval_container import run_in_image
+from mlspec.apply.evaluate import EvalResult, cache_key, format_table, judge, request_for
+from mlspec.errors import ApplyError
+from mlspec.spec.model import Spec
+
+Ensure = Callable[[str | None, str, str], str]  # (engine, model, version) -> image tag present there
+Log = Callable[[str], None]
+
+
+class GatesRefused(ApplyError):
+    """A version scored below its gates; the message carries the score table."""
+
+    def __init__(self, result: EvalResult):
+        super().__init__(f"evaluation gates refused {result.model}@{result.version}:\n{format_table(result)}\n"
+                         "Nothing was pushed or deployed.")
+        self.result = result
+
+
+class ImageGates:
+    def __init__(self, spec: Spec, client: Callable[[str | None], docker.DockerClient], ensure: Ensure,
+                 cache: LocalCache | None = None, log: Log = lambda line: None):
+        self.spec, self.client, self.ensure, self.log = spec, client, ensure, log
+        self.cache = cache or LocalCache()
+
+    def scores(self, model: str, version: str, dataset_of: str | None = None, where: str | None = None) -> tuple[dict, bool]:
+        """The evaluator's figures for ``model@version`` on the dataset and gates of ``dataset_of``'s
+        evaluation (default: its own); (figures, from the cache)."""
+        m = self.spec.model(model)
+        v = m.version(version)
+        ev = m.version(dataset_of or version).evaluation
+        if ev is None:
+            raise ApplyError(f"{model}@{dataset_of or version} has no evaluation section.")
+        builtin = m.build is None
+        request, files, ident = request_for(self.spec.root, m, v, ev, builtin=builtin)
+        tag = self.ensure(where, model, version)
+        key = cache_key(tag, ident)
+        hit = self.cache.get(key)
+        if hit is not None:
+            return hit, True
+        self.log(f"evaluation.{model}@{version}: scoring in {tag}" + (f" on {ev.dataset.path}" if dataset_of else ""))
+        labels = {L.PROJECT: self.spec.project.name, L.MODEL: model, L.VERSION: version}
+        result = run_in_image(self.client(where), tag, request, files, what=f"{model}@{version}", builtin=builtin,
+                              memory=ev.memory, cpus=ev.cpus, labels=labels)
+        self.cache.put(key, result)
+        return result, False
+
+    def evaluate(self, model: str, version: str, production: str | None, where: str | None = None) -> EvalResult:
+        """Score and judge ``model@version``; ``production`` is the version it is compared with."""
+        ev = self.spec.model(model).version(version).evaluation
+        if ev is None:
+            raise ApplyError(f"{model}@{version} has no evaluation section.")
+        scores, cached = self.scores(model, version, where=where)
+        base = None
+        if production and production != version and any(g.no_regression is not None for g in ev.gates):
+            base, _ = self.scores(model, production, dataset_of=version, where=where)
+        return judge(model, version, ev, scores, base, production, cached)
+
+    def check(self, model: str, version: str, production: str | None, where: str | None = None) -> EvalResult:
+        result = self.evaluate(model, version, production, where)
+        if not result.passed:
+            raise GatesRefused(result)
+        return result

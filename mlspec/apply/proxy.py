@@ -28,6 +28,15 @@ dead one, a front from before the handover) the new front binds beside the old o
 stays on for that case. Connections queued on the old socket may then be reset as it closes, but
 without it the bind would fail and the port go dark once the old front stops.
 
+Every replica is its own scrape target: ``GET /_mlspec/replicas/<i>/metrics`` on a route's port
+is forwarded to ``/metrics`` of replica ``i`` alone (the route's backend ports in ascending order
+in table mode, the backend addresses in ascending order in DNS mode), never retried on another:
+Prometheus must see each replica's own counters, and a replica that does not answer must show
+``up == 0`` for its own target (503), not be covered by its neighbours.
+
+Every answer leaves in one write, and every request to a backend too, on TCP_NODELAY sockets: with
+Nagle's algorithm a body written apart from its headers waits ~40 ms for the peer's delayed ACK.
+
 On SIGTERM (both modes) a front stops accepting, answers each request still arriving on an open
 connection with ``Connection: close`` (the client reopens, on the front that stays), closes the
 connections idle for over a second, waits for the requests in flight (bounded) and exits 0.
@@ -38,6 +47,7 @@ import http.client
 import json
 import os
 import random
+import re
 import signal
 import socket
 import socketserver
@@ -54,6 +64,7 @@ READ_TIMEOUT = float(os.environ.get("MLSPEC_PROXY_READ_TIMEOUT", "120"))
 # How long a request may wait for some backend to appear (e.g. mid-switch with one replica).
 RETRY_WINDOW = float(os.environ.get("MLSPEC_PROXY_RETRY_SECONDS", "5"))
 MAX_BODY = 64 * 1024 * 1024
+REPLICA_METRICS = re.compile(r"^/_mlspec/replicas/(\d{1,4})/metrics$")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailer", "transfer-encoding", "upgrade", "proxy-connection"}
 
@@ -92,13 +103,18 @@ def log(msg, **fields):
     print(json.dumps({"msg": msg, **fields}), flush=True)
 
 
-def dns_backends():
-    """(address, port) behind the alias, shuffled: spreads load across replicas."""
+def dns_replicas():
+    """(address, port) behind the alias, in ascending order: replica i is the i-th."""
     try:
         infos = socket.getaddrinfo(BACKEND, BACKEND_PORT, socket.AF_INET, socket.SOCK_STREAM)
     except socket.gaierror:
         return []
-    addrs = [(a, BACKEND_PORT) for a in sorted({info[4][0] for info in infos})]
+    return [(a, BACKEND_PORT) for a in sorted({info[4][0] for info in infos}, key=socket.inet_aton)]
+
+
+def dns_backends():
+    """The replicas, shuffled: spreads load across them."""
+    addrs = dns_replicas()
     random.shuffle(addrs)
     return addrs
 
@@ -108,25 +124,35 @@ class Retry(Exception):
 
 
 def forward(host, port, method, path, headers, body):
+    """One request to one backend. Request line, headers and body go out in one send
+    (http.client sends the body apart)."""
     addr = f"{host}:{port}"
-    conn = http.client.HTTPConnection(host, port, timeout=CONNECT_TIMEOUT)
     try:
+        sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
+    except OSError as e:
+        raise Retry(f"connect {addr}: {e}") from None
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(READ_TIMEOUT)
+        head = [f"{method} {path} HTTP/1.1"]
+        if not any(k.lower() == "host" for k in headers):
+            head.append(f"Host: {addr}")
+        head += [f"{k}: {v}" for k, v in headers.items()]
         try:
-            conn.connect()
-        except OSError as e:
-            raise Retry(f"connect {addr}: {e}") from None
-        conn.sock.settimeout(READ_TIMEOUT)
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            resp = conn.getresponse()
+            sock.sendall(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body)
+            resp = http.client.HTTPResponse(sock, method=method)
+            resp.begin()
         except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine) as e:
             raise Retry(f"{addr} dropped the request: {e}") from None
-        data = resp.read()
+        try:
+            data = resp.read()
+        finally:
+            resp.close()
         if resp.status == 503:
             raise Retry(f"{addr} answered 503", resp.status, resp.getheaders(), data)
         return resp.status, resp.getheaders(), data
     finally:
-        conn.close()
+        sock.close()
 
 
 DRAINING = threading.Event()  # set on SIGTERM: every answer from then on closes its connection
@@ -175,7 +201,8 @@ class Server(ThreadingHTTPServer):
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Forwards to ``self.server.backends()``: a list of (host, port), asked again each retry."""
+    """Forwards to ``self.server.backends()``: a list of (host, port), asked again each retry;
+    ``self.server.replicas()`` lists the same in replica order."""
     protocol_version = "HTTP/1.1"
     server_version = "mlspec-proxy"
     timeout = 120
@@ -183,6 +210,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format, *args):
         pass
+
+    def send_error(self, code, message=None, explain=None):
+        """Errors http.server raises itself (a bad request line) leave in one write too."""
+        body = json.dumps({"error": message or self.responses.get(code, ("error",))[0]}).encode()
+        self._reply(code, [("Content-Type", "application/json")], body, close=True)
 
     def do_GET(self):
         CONNS.mark(self.connection, None)
@@ -201,6 +233,9 @@ class Handler(BaseHTTPRequestHandler):
         headers = {k: v for k, v in self.headers.items() if k.lower() not in HOP_BY_HOP}
         headers["Content-Length"] = str(len(body))
         headers["X-Forwarded-For"] = self.client_address[0]
+        replica = REPLICA_METRICS.match(self.path)
+        if replica and self.command in ("GET", "HEAD"):
+            return self._replica_metrics(int(replica.group(1)), headers)
         status, out_headers, data = 503, [], b""
         last = "no backend is registered"
         deadline = time.monotonic() + RETRY_WINDOW
@@ -220,6 +255,18 @@ class Handler(BaseHTTPRequestHandler):
             data = json.dumps({"error": f"no backend could take the request ({last})"}).encode()
             out_headers = [("Content-Type", "application/json")]
         self._reply(status, out_headers, data)
+
+    def _replica_metrics(self, i, headers):
+        """Replica i's own /metrics, once, from that replica only (see the module docstring)."""
+        replicas = self.server.replicas()
+        if i >= len(replicas):
+            why = f"replica {i} is not in rotation ({len(replicas)} replica(s) are)"
+        else:
+            try:
+                return self._reply(*forward(*replicas[i], self.command, "/metrics", headers, b""))
+            except Retry as r:
+                why = f"replica {i}: {r.args[0]}"
+        self._reply(503, [("Content-Type", "application/json")], json.dumps({"error": why}).encode())
 
     def _body(self):
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
@@ -243,22 +290,22 @@ class Handler(BaseHTTPRequestHandler):
         return body
 
     def _reply(self, status, headers, data, close=False):
-        self.send_response(status)
-        for k, v in headers:
-            if k.lower() not in HOP_BY_HOP and k.lower() not in ("content-length", "server", "date"):
-                self.send_header(k, v)
-        self.send_header("Content-Length", str(len(data)))
+        """Status line, headers and body in ONE write (see the module docstring)."""
+        head = [f"{self.protocol_version} {status} {self.responses.get(status, ('',))[0]}",
+                f"Server: {self.version_string()}", f"Date: {self.date_time_string()}"]
+        head += [f"{k}: {v}" for k, v in headers
+                 if k.lower() not in HOP_BY_HOP and k.lower() not in ("content-length", "server", "date")]
+        head.append(f"Content-Length: {len(data)}")
         if close or DRAINING.is_set():
             self.close_connection = True
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(data)
+            head.append("Connection: close")
+        payload = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        self.wfile.write(payload if self.command == "HEAD" else payload + data)
 
 
 def serve_dns():
     server = Server(("0.0.0.0", LISTEN_PORT), Handler)
-    server.backends = dns_backends
+    server.backends, server.replicas = dns_backends, dns_replicas
 
     def stop():
         DRAINING.set()
@@ -370,12 +417,19 @@ class Front:
             sock.close()
         self.taken = {}
 
-    def backends(self, name):
+    def replicas(self, name):
         def current():
             host, route = self.pod(), self.routes.get(name)
             if not host or not route:
                 return []
-            out = [(host, p) for p in route["backends"]]
+            return [(host, p) for p in sorted(route["backends"])]
+        return current
+
+    def backends(self, name):
+        replicas = self.replicas(name)
+
+        def current():
+            out = replicas()
             random.shuffle(out)
             return out
         return current
@@ -390,7 +444,7 @@ class Front:
             server = Listener((self.listen, port), self.taken.pop((self.listen, port), None))
         except OSError as e:
             return self.refuse(name, f"port {port}: {e.strerror or e}")
-        server.backends = self.backends(name)
+        server.backends, server.replicas = self.backends(name), self.replicas(name)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self.routes[name] = route
         self.errors.pop(name, None)

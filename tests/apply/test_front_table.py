@@ -446,3 +446,18 @@ def test_the_client_gives_up_with_exit_1_when_nothing_listens(front):
     rc, answer = f.client({"op": "get"}, "0.3")
     assert rc == 1 and answer == {"error": f"front not answering on {f.control}: No such file or directory"}
     assert 0.3 <= time.monotonic() - start < 5
+
+
+def test_each_replica_metrics_path_reaches_the_backend_ports_in_ascending_order(front, stubs):
+    f = front()
+    f.start()
+    port = free_port()
+    backends = sorted((stubs() for _ in range(3)), key=lambda s: s.server_address[1])
+    f.set(model=route(port, *reversed(backends)))
+    for i, b in enumerate(backends):
+        assert served_by(port, f"/_mlspec/replicas/{i}/metrics") == b.name
+        assert b.seen == ["/metrics"]
+    stop_stub(backends[0])  # stopped: its own target fails, no neighbour answers for it
+    status, data, _ = call(port, "GET", "/_mlspec/replicas/0/metrics")
+    assert status == 503 and "replica 0" in json.loads(data)["error"]
+    assert [b.seen for b in backends[1:]] == [["/metrics"], ["/metrics"]]

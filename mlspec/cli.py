@@ -156,13 +156,27 @@ def init(path: Path, name: str | None) -> int:
 @click.option("--prune", is_flag=True, help="Plan deleting deployments gone from the spec.")
 @click.option("--model", "models", multiple=True, help="Only this model (exceptional use).")
 @click.option("--target", "targets", multiple=True, help="Only this target (exceptional use).")
+@click.option("--evaluate", is_flag=True, help="Score every version the plan gates (built on the local engine, "
+              "never pushed) and show the figures beside production's.")
 @handled
-def plan(fmt, out_file, base, refresh, detailed_exitcode, color, prune, models, targets) -> int:
+def plan(fmt, out_file, base, refresh, detailed_exitcode, color, prune, models, targets, evaluate) -> int:
     """Show what apply would change, against live state."""
     from mlspec.commands.plan import run_plan
 
     return run_plan(".", out_stream=click.get_text_stream("stdout"), fmt=fmt, color=color, refresh=refresh, base=base,
-                    out_file=out_file, detailed_exitcode=detailed_exitcode, models=models, targets=targets, prune=prune)
+                    out_file=out_file, detailed_exitcode=detailed_exitcode, models=models, targets=targets, prune=prune,
+                    evaluate=evaluate, err_stream=click.get_text_stream("stderr"))
+
+
+@main.command()
+@click.argument("selectors", nargs=-1, metavar="[MODEL[@VERSION]]...")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@handled
+def evaluate(selectors: tuple[str, ...], fmt: str) -> int:
+    """Build (never push) and score versions inside their images on the local engine; exit 1 when a gate fails."""
+    from mlspec.commands.evaluate import run_evaluate
+
+    return run_evaluate(".", selectors, out=click.get_text_stream("stdout"), err=click.get_text_stream("stderr"), fmt=fmt)
 
 
 @main.command()

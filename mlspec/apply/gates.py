@@ -21,6 +21,7 @@ from mlspec.errors import ApplyError
 from mlspec.spec.model import Spec
 
 Ensure = Callable[[str | None, str, str], str]  # (engine, model, version) -> image tag present there
+TagOf = Callable[[str, str], str]  # (model, version) -> its image tag (nothing built)
 Log = Callable[[str], None]
 
 
@@ -34,26 +35,33 @@ class GatesRefused(ApplyError):
 
 
 class ImageGates:
-    def __init__(self, spec: Spec, client: Callable[[str | None], docker.DockerClient], ensure: Ensure,
-                 cache: LocalCache | None = None, log: Log = lambda line: None):
-        self.spec, self.client, self.ensure, self.log = spec, client, ensure, log
+    def __init__(self, spec: Spec, client: Callable[[str | None], docker.DockerClient], tag_of: TagOf,
+                 ensure: Ensure, cache: LocalCache | None = None, log: Log = lambda line: None):
+        self.spec, self.client, self.tag_of, self.ensure, self.log = spec, client, tag_of, ensure, log
         self.cache = cache or LocalCache()
+
+    def _request(self, model: str, version: str, dataset_of: str | None):
+        m = self.spec.model(model)
+        ev = m.version(dataset_of or version).evaluation
+        if ev is None:
+            raise ApplyError(f"{model}@{dataset_of or version} has no evaluation section.")
+        return m, ev, request_for(self.spec.root, m, m.version(version), ev, builtin=m.build is None)
+
+    def cached(self, model: str, version: str, dataset_of: str | None = None) -> dict | None:
+        """The figures when already known, building and running nothing."""
+        _, _, (_, _, ident) = self._request(model, version, dataset_of)
+        return self.cache.get(cache_key(self.tag_of(model, version), ident))
 
     def scores(self, model: str, version: str, dataset_of: str | None = None, where: str | None = None) -> tuple[dict, bool]:
         """The evaluator's figures for ``model@version`` on the dataset and gates of ``dataset_of``'s
         evaluation (default: its own); (figures, from the cache)."""
-        m = self.spec.model(model)
-        v = m.version(version)
-        ev = m.version(dataset_of or version).evaluation
-        if ev is None:
-            raise ApplyError(f"{model}@{dataset_of or version} has no evaluation section.")
-        builtin = m.build is None
-        request, files, ident = request_for(self.spec.root, m, v, ev, builtin=builtin)
-        tag = self.ensure(where, model, version)
-        key = cache_key(tag, ident)
+        m, ev, (request, files, ident) = self._request(model, version, dataset_of)
+        key = cache_key(self.tag_of(model, version), ident)
         hit = self.cache.get(key)
-        if hit is not None:
+        if hit is not None:  # the image need not even be here
             return hit, True
+        tag = self.ensure(where, model, version)
+        builtin = m.build is None
         self.log(f"evaluation.{model}@{version}: scoring in {tag}" + (f" on {ev.dataset.path}" if dataset_of else ""))
         labels = {L.PROJECT: self.spec.project.name, L.MODEL: model, L.VERSION: version}
         result = run_in_image(self.client(where), tag, request, files, what=f"{model}@{version}", builtin=builtin,

@@ -46,31 +46,47 @@ class Engines:
             return self._bases[key]
 
 
+def local_images(spec: Spec, engines: Engines, commit: str = "") -> Callable[[str | None], DockerImages]:
+    """One DockerImages per engine (None: the build engine), made on first use."""
+    images: dict[str, DockerImages] = {}
+    guard = threading.Lock()
+
+    def images_for(where: str | None) -> DockerImages:
+        with guard:
+            if (where or "") not in images:
+                images[where or ""] = DockerImages(engines.client(where), spec, engines.base_image(where), commit)
+            return images[where or ""]
+
+    return images_for
+
+
 def image_gates(spec: Spec, engines: Engines, images_for: Callable[[str | None], DockerImages], log: Log) -> ImageGates:
     """Gates that score each version inside its image, building (never pushing) what is missing."""
     from mlspec.state.build_inputs import DiskSource, gather
 
     source = DiskSource(spec.root)
-    built: dict[tuple, str] = {}
+    present: set[tuple] = set()
     guard = threading.Lock()
 
-    def ensure(where: str | None, model: str, version: str) -> str:
+    def hashed(model: str, version: str) -> tuple[str, str]:
         m = spec.model(model)
-        inputs = gather(spec, m, m.version(version), source=source)
-        bhash = build_hash(inputs)
-        tag = image_tag(spec.project.registry, model, version, bhash)
+        bhash = build_hash(gather(spec, m, m.version(version), source=source))
+        return image_tag(spec.project.registry, model, version, bhash), bhash
+
+    def ensure(where: str | None, model: str, version: str) -> str:
+        tag, bhash = hashed(model, version)
         with guard:
-            if (where, tag) in built:
+            if (where, tag) in present:
                 return tag
         images = images_for(where)
         if not images.present(tag):
             log(f"image.{model}@{version}: building {tag} (for evaluation, not pushed)")
-            images.build(m, version, tag, bhash, log)
+            images.build(spec.model(model), version, tag, bhash, log)
         with guard:
-            built[(where, tag)] = tag
+            present.add((where, tag))
         return tag
 
-    return ImageGates(spec, engines.client, ensure, log=log)
+    return ImageGates(spec, engines.client, lambda m, v: hashed(m, v)[0], ensure, log=log)
 
 
 class RepoFiles:
@@ -86,15 +102,9 @@ class RepoFiles:
 
 
 def real_backends(spec: Spec, engines: Engines, log: Log, commit: str = "", wait: bool = True) -> Backends:
-    images: dict[str, DockerImages] = {}
     targets: dict[str, DockerEngineTarget] = {}
     guard = threading.Lock()
-
-    def images_for(where: str | None) -> DockerImages:
-        with guard:
-            if (where or "") not in images:
-                images[where or ""] = DockerImages(engines.client(where), spec, engines.base_image(where), commit)
-            return images[where or ""]
+    images_for = local_images(spec, engines, commit)
 
     def target(name: str) -> DockerEngineTarget | SwarmTarget:
         t = spec.project.target(name)

@@ -78,7 +78,7 @@ def _default_generate() -> Generate:
 
 
 def pr_plan(root: Path, spec: Spec, base: str, options: PlanOptions, recipe: Recipe | None,
-            generate: Generate | None = None) -> Plan:
+            generate: Generate | None = None, evaluate: bool = False, log=lambda line: None) -> Plan:
     from mlspec.state.git_reader import GitSource  # GitPython costs ~70 ms to import: PR mode only
 
     src = GitSource(root, base)
@@ -91,8 +91,13 @@ def pr_plan(root: Path, spec: Spec, base: str, options: PlanOptions, recipe: Rec
     head_builds = desired_builds(spec, source=DiskSource(root), recipe=recipe)
     gen = generate or _default_generate()
     files = {} if options.filtered else {"base_files": dict(gen(base_spec)), "head_files": dict(gen(spec))}
-    return compare(base_spec, spec, base, base_builds=base_builds, base_tags=desired_images(base_spec, base_builds),
-                   head_tags=desired_images(spec, head_builds), head_builds=head_builds, options=options, **files)
+    result = compare(base_spec, spec, base, base_builds=base_builds, base_tags=desired_images(base_spec, base_builds),
+                     head_tags=desired_images(spec, head_builds), head_builds=head_builds, options=options, **files)
+    if evaluate:
+        from mlspec.commands.evaluate import pr_production, score_plan
+
+        result = score_plan(spec, result, pr_production(base_spec, spec), log)
+    return result
 
 
 @dataclass(frozen=True)
@@ -117,7 +122,7 @@ def run_plan(root: str | Path = ".", *, out_stream: TextIO, fmt: str = "text", c
              refresh: bool = True, base: str | None = None, out_file: str | Path | None = None,
              detailed_exitcode: bool = False, models: Iterable[str] = (), targets: Iterable[str] = (),
              prune: bool = False, recipe: Recipe | None = None, generate: Generate | None = None,
-             factory: ClientFactory = client_for) -> int:
+             factory: ClientFactory = client_for, evaluate: bool = False, err_stream: TextIO | None = None) -> int:
     if fmt not in FORMATS:
         raise MlspecError(f"Unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")
     if base and out_file:
@@ -129,21 +134,28 @@ def run_plan(root: str | Path = ".", *, out_stream: TextIO, fmt: str = "text", c
     gc.disable()
     try:
         return _run_plan(root, out_stream, fmt, color, refresh, base, out_file, detailed_exitcode, models, targets,
-                         prune, recipe, generate, factory)
+                         prune, recipe, generate, factory, evaluate, err_stream)
     finally:
         if gc_was_on:
             gc.enable()
 
 
 def _run_plan(root, out_stream, fmt, color, refresh, base, out_file, detailed_exitcode, models, targets, prune,
-              recipe, generate, factory) -> int:
+              recipe, generate, factory, evaluate=False, err_stream=None) -> int:
     spec, texts = load(root)
     options = _options(spec, models, targets, prune)
+    if evaluate and out_file:
+        raise MlspecError("--evaluate shows scores for review; apply runs the gates itself, so it cannot be saved with --out.")
+    log = (lambda line: (err_stream.write(line + "\n"), err_stream.flush())) if err_stream else (lambda line: None)
     if base:
-        result = pr_plan(root, spec, base, options, recipe, generate)
+        result = pr_plan(root, spec, base, options, recipe, generate, evaluate, log)
     else:
         live = live_plan(spec, options, refresh=refresh, recipe=recipe, generate=generate, factory=factory)
         result = live.plan
+        if evaluate:
+            from mlspec.commands.evaluate import live_production, score_plan
+
+            result = score_plan(spec, result, live_production(spec, result), log, factory)
         if out_file:
             saved = SavedPlan(result, spec_digest(texts), observed_fingerprint(live.observed),
                               {"prune": prune, "models": sorted(options.models), "targets": sorted(options.targets),

@@ -85,9 +85,27 @@ def _model_attrs(m: Model) -> dict[str, Any]:
             "build": _plain(m.build), "slo": _plain(m.slo)}
 
 
+def _evaluation_attrs(ev) -> dict[str, Any] | None:
+    """The evaluation as a reviewer wrote it: ``accuracy: ">= 0.90"``, not the internal record."""
+    if ev is None:
+        return None
+    out: dict[str, Any] = {"dataset": ev.dataset.path, "dataset_sha256": ev.dataset.sha256,
+                           "target_column": ev.target_column,
+                           "gates": {g.metric: f"{g.op} {g.value}" if g.op else f"no_regression {g.no_regression:g}"
+                                     for g in ev.gates}}
+    if ev.average:
+        out["average"] = ev.average
+    if ev.custom:
+        out["metrics"] = {c.name: f"{c.path}:{c.function}" + ("" if c.higher_is_better else " (lower is better)")
+                          for c in ev.custom}
+    if ev.slices:
+        out["slices"] = f"{ev.slices.column} (at least {ev.slices.min_rows} rows)"
+    return out
+
+
 def _version_attrs(v) -> dict[str, Any]:
     return {"artifact": v.artifact.path, "artifact_sha256": v.artifact.sha256,
-            "python_packages": dict(v.python_packages), "evaluation": _plain(v.evaluation)}
+            "python_packages": dict(v.python_packages), "evaluation": _evaluation_attrs(v.evaluation)}
 
 
 def _diff(kind: str, address: str, name: str, model: str, before: dict | None, after: dict | None) -> Change | None:

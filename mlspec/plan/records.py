@@ -65,6 +65,9 @@ class Plan:
     refreshed: bool = True
     mode: str = "live"  # live | pr
     base: str | None = None  # the git ref a PR plan compares against
+    # plan --evaluate: each scored version's figures and verdict (mlspec.apply.evaluate.EvalResult
+    # as JSON, plus "history": {metric: [[version, value], ...]} for the trend chart).
+    evaluations: tuple[Mapping[str, Any], ...] = ()
 
     @property
     def counts(self) -> tuple[int, int, int]:
@@ -94,6 +97,8 @@ class Plan:
             "notes": list(self.notes),
             "applyable": self.has_changes,
             "summary": dict(zip(("add", "change", "destroy"), self.counts)),
+            # Only with --evaluate, so plans without scores keep their exact shape.
+            **({"evaluations": [_plain(e) for e in self.evaluations]} if self.evaluations else {}),
         }
 
     @classmethod
@@ -107,6 +112,7 @@ class Plan:
             refreshed=meta["refreshed"],
             mode=meta["mode"],
             base=meta["base"],
+            evaluations=tuple(data.get("evaluations", ())),
         )
 
 

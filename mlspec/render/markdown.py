@@ -7,6 +7,7 @@ time, before ``LIMIT`` characters, and says so.
 from __future__ import annotations
 
 from mlspec.plan.records import Change, Plan
+from mlspec.render.scores import markdown_lines
 from mlspec.render.common import headline, intro, line_text, lines, shown_changes
 
 LIMIT = 65_000
@@ -32,6 +33,7 @@ def render_markdown(plan: Plan, *, limit: int = LIMIT) -> str:
         tail += [f"| {_code(d.address)} | {_cell(d.detail)} | {_cell(d.remedy)} |" for d in plan.drift]
     if plan.notes:
         tail += [""] + [f"> {_cell(n)}" for n in plan.notes]
+    tail += markdown_lines(plan.evaluations)
     blocks = [details(c) for c in changes]
     return _fit(head, table, rows, tail, blocks, limit)
 

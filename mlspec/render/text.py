@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlspec.plan.records import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
+from mlspec.render.scores import text_lines
 from mlspec.render.common import MISSING, Line, headline, intro, legend, line_text, lines, shown_changes
 
 RESET, BOLD, DIM = "\x1b[0m", "\x1b[1m", "\x1b[2m"
@@ -46,6 +47,7 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
         out += [p("mlspec will perform the following actions:", BOLD), ""]
         for c in changes:
             out += block(c, p) + [""]
+    out += text_lines(plan.evaluations)
     if plan.notes:
         out += [p("Notes:", BOLD)] + [f"  - {n}" for n in plan.notes] + [""]
     summary = plan.summary()

@@ -32,7 +32,7 @@ from docker.types import (ContainerSpec, EndpointSpec, Healthcheck, Mount, Resou
 
 from mlspec import labels as L
 from mlspec.apply import containers as C
-from mlspec.apply import lock
+from mlspec.apply import lock, swarm_secrets
 from mlspec.apply.containers import Rollout
 from mlspec.errors import ApplyError
 from mlspec.spec.units import size_bytes
@@ -67,6 +67,7 @@ class SwarmTarget:
         self.client, self.api, self.project, self.target = client, client.api, project, target
         self.proxy_image, self.log = proxy_image, on_log
         self._net_lock = threading.Lock()
+        self.secrets = swarm_secrets.SwarmSecrets(self.api, project, target, on_log)
 
     def lock(self, command: str, timeout: float) -> AbstractContextManager[lock.Lock]:
         return lock.held(self.client, self.project, self.target, command, timeout)
@@ -77,8 +78,18 @@ class SwarmTarget:
     def deploy(self, r: Rollout) -> None:
         """Converge one deployment to ``r``: create, scale, or a rolling update with rollback."""
         d = r.deployment
-        net = self._network()
         name = C.base_name(self.project, self.target, d.name)
+        try:
+            self._deploy(r, name)
+        except BaseException:
+            # A failed create's objects go; a failed update keeps both specs' (one serves again).
+            self.secrets.prune(d.name, self._inspect(name), previous=True)
+            raise
+        self.secrets.prune(d.name, self._inspect(name), previous=False)  # a rotated value's old object
+
+    def _deploy(self, r: Rollout, name: str) -> None:
+        d = r.deployment
+        net = self._network()
         spec = self._model_spec(r, name, net)
         self._front(r, name, net)  # before the model: its tasks boot meanwhile on a create
         live = self._inspect(name)
@@ -88,8 +99,12 @@ class SwarmTarget:
         state = (live.get("UpdateStatus") or {}).get("State")
         was = live["Spec"]["TaskTemplate"]
         force = was.get("ForceUpdate", 0)
-        if live["Spec"].get("Labels", {}).get(L.CONFIG_HASH) != r.config_hash or state in DONE_BAD[1:]:
-            self.log(f"{d.address}: rolling update of {name} to {d.version}, start-first")
+        # A changed secret value is a new secret object: the config hash (references only) stays,
+        # the objects the tasks mount change, and that is a replace too.
+        rotated = swarm_secrets.names(was["ContainerSpec"]) != swarm_secrets.names(spec["task_template"]["ContainerSpec"])
+        if live["Spec"].get("Labels", {}).get(L.CONFIG_HASH) != r.config_hash or state in DONE_BAD[1:] or rotated:
+            why = " (a secret's value changed)" if rotated else ""
+            self.log(f"{d.address}: rolling update of {name} to {d.version}, start-first{why}")
             force += 1  # also re-runs an update that was paused with this very spec
             kind = "update"
         else:
@@ -115,6 +130,7 @@ class SwarmTarget:
                 self.log(f"{svc}: removed")
             except docker.errors.NotFound:
                 pass
+        self.secrets.prune(deployment, None, previous=False)
         self._drop_network_if_unused()
 
     # -- specs -------------------------------------------------------------------------------
@@ -122,15 +138,18 @@ class SwarmTarget:
     def _model_spec(self, r: Rollout, name: str, net: str) -> dict[str, Any]:
         d = r.deployment
         labels = C.model_labels(r)
-        env = {**d.env, **C.resolve_secrets(d), "MLSPEC_PORT": str(C.SERVING_PORT)}
+        # Secrets as Docker secrets (files under /run/secrets), never values in the environment.
+        user = self._user(r.image)
+        refs = self.secrets.ensure(d.name, d.address, C.resolve_secrets(d), user)
+        env = {**d.env, **swarm_secrets.env(d.secrets), "MLSPEC_PORT": str(C.SERVING_PORT)}
         # No Test: the image's own HEALTHCHECK command, with timings of ours. After start_period,
         # HEALTH_RETRIES failed probes make the task unhealthy, so swarm fails it (and rolls the
         # update back) about readiness_timeout after it started.
         start = max(0.0, d.readiness_timeout - HEALTH_INTERVAL * HEALTH_RETRIES)
         health = Healthcheck(interval=HEALTH_INTERVAL * NS, timeout=3 * NS, retries=HEALTH_RETRIES,
                              start_period=int(start * NS))
-        cs = hardened(r.image, self._user(r.image), labels, env=env, healthcheck=health,
-                      stop_grace_period=STOP_GRACE * NS)
+        cs = hardened(r.image, user, labels, env=env, healthcheck=health, stop_grace_period=STOP_GRACE * NS,
+                      secrets=refs or None)
         res = Resources(mem_limit=size_bytes(d.resources.memory) if d.resources.memory else None,
                         cpu_limit=int(d.resources.cpus * 1e9) if d.resources.cpus else None)
         return dict(

@@ -26,6 +26,9 @@ def cleanup(client, project: str) -> None:
             c.remove(force=True)
         except docker.errors.NotFound:  # a task container swarm removed meanwhile
             pass
+        except docker.errors.APIError as exc:  # ... or is removing right now
+            if exc.status_code != 409:
+                raise
     deadline = time.monotonic() + 60
     for n in client.networks.list(filters=scope):
         while True:  # removed tasks still drain on the network for a while
@@ -38,6 +41,11 @@ def cleanup(client, project: str) -> None:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1)
+    for secret in client.api.secrets(filters=scope):  # the deployments' Docker secrets
+        try:
+            client.api.remove_secret(secret["ID"])
+        except docker.errors.NotFound:
+            pass
     for image in client.images.list(filters=scope):
         for tag in image.tags:
             client.images.remove(tag, force=True)

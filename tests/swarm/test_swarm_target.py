@@ -7,6 +7,7 @@ The tests run in file order on one deployment: each starts from the state the pr
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import time
 
 import pytest
@@ -18,6 +19,7 @@ from mlspec.errors import ApplyError
 from mlspec.spec.model import Target
 from mlspec.state.docker_reader import read_target
 from swarm_helpers import Traffic, free_port, infer, services, val_rows
+from tests.engine_helpers import engine_view
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -26,9 +28,12 @@ TARGET = "swarm"
 NAME = "mlspec-{project}-swarm-churn"
 
 
+SECRET = "planted-" + secrets.token_hex(8)
+
+
 @pytest.fixture(autouse=True)
 def secret_env(monkeypatch):
-    monkeypatch.setenv("CHURN_API_KEY", "swarm-test-not-a-real-key")
+    monkeypatch.setenv("CHURN_API_KEY", SECRET)
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +54,16 @@ def rollout(quickstart, images, port: int, version: str, **changes) -> Rollout:
     d = dataclasses.replace(d, target=TARGET, version=version, port=port, **changes)
     tag, bhash = images[version]
     return Rollout(quickstart.project.name, d, tag, bhash, "c0ffee")
+
+
+def read_secret(c, name: str = "API_KEY") -> str:
+    res = c.exec_run(["cat", f"/run/secrets/{name}"])
+    assert res.exit_code == 0, res.output
+    return res.output.decode()
+
+
+def secret_objects(engine, project_name) -> list[dict]:
+    return engine.api.secrets(filters={"label": f"{L.PROJECT}={project_name}"})
 
 
 def model_service(engine, project_name):
@@ -85,6 +100,11 @@ def test_deploy_creates_a_service_that_serves_through_the_published_port(target,
         health = c.attrs["Config"]["Healthcheck"]
         assert "/v2/health/ready" in " ".join(health["Test"]) and health["Interval"] == 2 * 10 ** 9
         assert c.attrs["State"]["Health"]["Status"] == "healthy"
+        assert read_secret(c) == SECRET  # a Docker secret, mounted as a file
+        assert "API_KEY_FILE=/run/secrets/API_KEY" in c.attrs["Config"]["Env"]
+    view = engine_view(engine, project_name, (r.image,))
+    assert "API_KEY_FILE" in view and SECRET not in view, "inspect of services, tasks, secrets; logs; history"
+    assert SECRET not in "\n".join(target.lines)
 
 
 def test_a_second_deploy_changes_nothing(target, quickstart, images, port, engine, project_name):
@@ -122,6 +142,26 @@ def test_a_replica_change_scales_without_restarting_tasks(target, quickstart, im
     assert len(task_ids(engine, project_name)) == 2 and task_ids(engine, project_name) <= after
 
 
+def test_a_changed_secret_value_rotates_through_a_rolling_update(target, quickstart, images, port, engine,
+                                                                 project_name, monkeypatch):
+    before = task_ids(engine, project_name)
+    [old] = secret_objects(engine, project_name)
+    rotated = "planted-" + secrets.token_hex(8)
+    monkeypatch.setenv("CHURN_API_KEY", rotated)
+    target.deploy(rollout(quickstart, images, port, "1.1.0", replicas=2))
+    after = task_ids(engine, project_name)
+    assert len(after) == 2 and not before & after, "every task replaced, start-first"
+    assert "(a secret's value changed)" in "\n".join(target.lines)
+    [new] = secret_objects(engine, project_name)  # the old object went once the update was over
+    assert new["ID"] != old["ID"] and new["Spec"]["Labels"]["io.mlspec.secret"] == "API_KEY"
+    for c in engine.containers.list(filters={"label": f"{L.PROJECT}={project_name}"}):
+        if c.labels.get("com.docker.swarm.task.id") in after:
+            assert read_secret(c) == rotated
+    assert infer(port, ROWS)["model_version"] == "1.1.0"
+    view = engine_view(engine, project_name)
+    assert rotated not in view and SECRET not in view
+
+
 def test_an_update_left_running_by_a_killed_apply_is_awaited_by_the_next(target, quickstart, images, port,
                                                                         engine, project_name, monkeypatch):
     r = rollout(quickstart, images, port, "1.1.0", replicas=2, env={"LOG_LEVEL": "debug"})
@@ -150,7 +190,7 @@ def test_a_broken_version_is_rolled_back_and_the_old_one_keeps_serving(target, q
     message = str(err.value)
     assert "rolled back" in message and "Its last log lines:" in message, message
     assert '"ready": false' in message, message  # the refused task's own start line
-    assert "swarm-test-not-a-real-key" not in message
+    assert SECRET not in message
     assert len(traffic.results) > 50 and not traffic.failures, traffic.summary()
     assert set(traffic.versions()) == {"1.1.0"}, traffic.summary()
     assert task_ids(engine, project_name) == before
@@ -171,9 +211,10 @@ def test_a_new_deployment_that_cannot_start_is_removed(target, quickstart, image
     target.destroy("ghost")
 
 
-def test_destroy_removes_the_services_and_the_network(target, engine, project_name):
+def test_destroy_removes_the_services_their_secrets_and_the_network(target, engine, project_name):
+    assert secret_objects(engine, project_name)
     target.destroy("churn")
-    assert services(engine, project_name) == []
+    assert services(engine, project_name) == [] and secret_objects(engine, project_name) == []
     # A swarm network's removal is accepted, then carried out by the manager a moment later.
     deadline = time.monotonic() + 30
     while engine.networks.list(filters={"label": f"{L.PROJECT}={project_name}"}):

@@ -1,7 +1,10 @@
 """The Prometheus configuration: one scrape job over file_sd target files, one file per target.
 
-Each deployment is one scrape address: the port it publishes (the per-deployment front when it
-has several replicas) on the target's host, 127.0.0.1 for the local engine.
+Every replica is its own scrape target. A deployment publishes one port (its target's front) on
+the target's host, 127.0.0.1 for the local engine; scraping ``/metrics`` there would reach one
+replica at random, mixing their counters and hiding a dead one. So each replica ``i`` of the
+spec's ``replicas`` is listed with ``__metrics_path__`` ``/_mlspec/replicas/<i>/metrics``, which
+the front forwards to that replica alone (``mlspec/apply/proxy.py``), and a ``replica`` label.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import jinja2
 from mlspec.generate.common import JOB, GenerateError, expect_equal, load_yaml, render
 from mlspec.spec.model import Deployment, Spec, Target
 
-TARGET_LABELS = ("model", "version", "target", "deployment")
+TARGET_LABELS = ("model", "version", "target", "deployment", "replica")
 # The spec does not say where Alertmanager runs: operators list it in file_sd files of their own.
 ALERTMANAGER_FILES = "alertmanagers/*.json"
 
@@ -37,10 +40,16 @@ def target_groups(spec: Spec, target: Target) -> list[dict]:
     return [
         {
             "targets": [f"{host}:{d.port}"],
-            "labels": {"model": d.model, "version": d.version, "target": d.target, "deployment": d.name},
+            "labels": {"model": d.model, "version": d.version, "target": d.target, "deployment": d.name,
+                       "replica": str(i), "__metrics_path__": replica_metrics_path(i)},
         }
-        for d in deployments
+        for d in deployments for i in range(d.replicas)
     ]
+
+
+def replica_metrics_path(i: int) -> str:
+    """The front's path for replica ``i``'s own metrics (``REPLICA_METRICS`` in proxy.py)."""
+    return f"/_mlspec/replicas/{i}/metrics"
 
 
 def targets_files(spec: Spec) -> dict[str, str]:

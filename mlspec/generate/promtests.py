@@ -23,11 +23,13 @@ IDLE_ERRORS = Decimal("0.5")  # a minute: a handful of errors, every request fai
 
 
 def _series_labels(model: Model) -> dict[str, str]:
+    """The labels of one scrape target: every replica is its own (prometheus.py)."""
     if model.deployments:
         d = model.deployments[0]
-        return {"job": JOB, "model": model.name, "version": d.version, "target": d.target, "deployment": d.name}
+        return {"job": JOB, "model": model.name, "version": d.version, "target": d.target, "deployment": d.name,
+                "replica": "0"}
     return {"job": JOB, "model": model.name, "version": model.versions[0].version, "target": "test",
-            "deployment": model.name}
+            "deployment": model.name, "replica": "0"}
 
 
 def _series(name: str, labels: dict[str, str], per_minute: Decimal | int, minutes: int) -> dict:

@@ -58,20 +58,22 @@ def test_every_file_is_under_the_output_folder_and_carries_the_header(generated)
         assert is_generated(rel, out, content[:512]), rel
 
 
-def test_file_sd_targets_carry_the_four_labels_and_a_reachable_address(generated):
+def test_file_sd_lists_every_replica_with_its_labels_path_and_a_reachable_address(generated):
     spec, files = generated
     out = spec.project.monitoring.output
     seen = set()
     for target in spec.project.targets:
         groups = json.loads(files[f"{out}prometheus/targets/{target.name}.json"])
         for g in groups:
-            assert set(g["labels"]) == {"model", "version", "target", "deployment"}
-            assert g["labels"]["target"] == target.name
+            labels = g["labels"]
+            assert set(labels) == {"model", "version", "target", "deployment", "replica", "__metrics_path__"}
+            assert labels["target"] == target.name
+            assert labels["__metrics_path__"] == f"/_mlspec/replicas/{labels['replica']}/metrics"
             [address] = g["targets"]
             host, port = address.rsplit(":", 1)
-            d = next(d for d in spec.deployments if d.target == target.name and d.name == g["labels"]["deployment"])
-            assert int(port) == d.port and g["labels"]["version"] == d.version
+            d = next(d for d in spec.deployments if d.target == target.name and d.name == labels["deployment"])
+            assert int(port) == d.port and labels["version"] == d.version
             assert host == ("127.0.0.1" if not target.host else target.host.split("@")[-1])
-            seen.add((d.model, d.target, d.name))
-    assert seen == {(d.model, d.target, d.name) for d in spec.deployments}
+            seen.add((d.model, d.target, d.name, int(labels["replica"])))
+    assert seen == {(d.model, d.target, d.name, i) for d in spec.deployments for i in range(d.replicas)}
 

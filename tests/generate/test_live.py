@@ -1,8 +1,9 @@
 """Live proof (issue 5, item 4): the generated configuration watches real servers in a real Prometheus.
 
 Two versions of the quickstart model run as local processes on 127.0.0.1 (1.1.0 with every
-inference failing, MLSPEC_FAIL_RATE=1); a test-only spec deploys them at their ports with 1s
-scrape and evaluation intervals. Prometheus, started on the generated files, shows through its
+inference failing, MLSPEC_FAIL_RATE=1) behind the real front (``mlspec/apply/proxy.py`` in table
+mode, as on a docker target); a test-only spec deploys them at the front's ports with 1s scrape
+and evaluation intervals, so Prometheus scrapes each replica through the front's per-replica path. Prometheus, started on the generated files, shows through its
 HTTP API the targets up with their labels, the recording rules per version, and the error-rate
 alert going pending, then firing, for the failing version only. Every wait is bounded; every
 process started here is stopped by its pid.
@@ -11,11 +12,13 @@ process started here is stopped by its pid.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import urllib.error
@@ -104,8 +107,6 @@ def processes():
 
 
 def start_server(processes: Processes, tmp_path: Path, version: str, fail_rate: str) -> int:
-    import os
-
     spec = load_spec(QUICKSTART)
     artifact = spec.model("churn").version(version).artifact
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLSPEC_")}
@@ -123,6 +124,32 @@ def start_server(processes: Processes, tmp_path: Path, version: str, fail_rate: 
     port = wait_for(f"server {version} listening", listening, 60)
     wait_for(f"server {version} ready", lambda: get_json(f"http://127.0.0.1:{port}/v2/health/ready") is not None, 60)
     return port
+
+
+def start_front(processes: Processes, tmp_path: Path, backends: dict[str, int]) -> dict[str, int]:
+    """The front in table mode, one route per version (deployment churn-<version>) to its server;
+    returns each version's published port."""
+    import mlspec.apply.proxy as front
+
+    CONTROL_CLIENT, PROXY_SOURCE = front.CONTROL_CLIENT, Path(front.__file__).read_text()
+
+    ports = {v: free_port() for v in backends}
+    routes = {f"churn-{v.replace('.', '-')}": {"port": ports[v], "backends": [backends[v]]} for v in backends}
+    (tmp_path / "routes.json").write_text(json.dumps({"routes": routes}))
+    (tmp_path / "pod").write_text("127.0.0.1\n")
+    sockets = Path(tempfile.mkdtemp(prefix="mlspec-live-"))  # unix socket paths stay under 108 bytes
+    env = dict(os.environ, MLSPEC_PROXY_ROUTES=str(tmp_path / "routes.json"), MLSPEC_PROXY_POD=str(tmp_path / "pod"),
+               MLSPEC_PROXY_CONTROL=str(sockets / "front.sock"), MLSPEC_PROXY_LISTEN="127.0.0.1",
+               MLSPEC_PROXY_HANDOVER=str(sockets / "handover.sock"))
+    processes.start([sys.executable, "-c", PROXY_SOURCE], tmp_path / "front.log", env)
+
+    def all_routes():
+        out = subprocess.run([sys.executable, "-I", "-S", "-c", CONTROL_CLIENT, str(sockets / "front.sock"),
+                              '{"op": "get"}'], capture_output=True, text=True, timeout=30)
+        return out.returncode == 0 and set(json.loads(out.stdout)["routes"]) == set(routes)
+
+    wait_for("the front serving every route", all_routes, 30)
+    return ports
 
 
 def live_spec(root: Path, ports: dict[str, int]):
@@ -143,8 +170,9 @@ def live_spec(root: Path, ports: dict[str, int]):
 
 
 def test_prometheus_watches_the_deployed_model_with_the_generated_configuration(tmp_path, processes, prometheus):
-    ports = {"1.0.0": start_server(processes, tmp_path, "1.0.0", "0"),
-             "1.1.0": start_server(processes, tmp_path, "1.1.0", "1")}
+    servers = {"1.0.0": start_server(processes, tmp_path, "1.0.0", "0"),
+               "1.1.0": start_server(processes, tmp_path, "1.1.0", "1")}
+    ports = start_front(processes, tmp_path, servers)
     repo = tmp_path / "repo"
     spec = live_spec(repo, ports)
     write_files(repo, generate(spec))
@@ -172,16 +200,17 @@ def test_prometheus_watches_the_deployed_model_with_the_generated_configuration(
     sender = threading.Thread(target=traffic, daemon=True)
     sender.start()
     try:
-        # 1. Both targets up, with the labels of the file_sd files.
+        # 1. Both targets up, with the labels of the file_sd files, each replica through the front.
         def targets_up():
             active = get_json(f"{api}/targets?state=active")["data"]["activeTargets"]
             return active if len(active) == 2 and all(t["health"] == "up" for t in active) else None
 
         active = wait_for("both targets up", targets_up, 60)
         labels = sorted((t["labels"]["model"], t["labels"]["version"], t["labels"]["target"],
-                         t["labels"]["deployment"], t["labels"]["job"], t["scrapeUrl"]) for t in active)
-        assert labels == [("churn", v, "local", f"churn-{v.replace('.', '-')}", "mlspec",
-                           f"http://127.0.0.1:{ports[v]}/metrics") for v in sorted(ports)]
+                         t["labels"]["deployment"], t["labels"]["replica"], t["labels"]["job"], t["scrapeUrl"])
+                        for t in active)
+        assert labels == [("churn", v, "local", f"churn-{v.replace('.', '-')}", "0", "mlspec",
+                           f"http://127.0.0.1:{ports[v]}/_mlspec/replicas/0/metrics") for v in sorted(ports)]
 
         # 2. Recording rules have a value per version.
         def per_version(record: str):

@@ -7,7 +7,10 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 from mlspec.generate.alertmanager import alertmanager_yml
+from mlspec.generate.baseline import BaselineError, deployed_baselines
 from mlspec.generate.checks import check_custom_exprs, spec_problems
 from mlspec.generate.common import HEADER, GenerateError, environment
 from mlspec.generate.files import stale_files, write_files
@@ -17,18 +20,28 @@ from mlspec.generate.promtests import test_file
 from mlspec.generate.rules import model_rules, render_rules
 from mlspec.spec.model import Spec
 
+
+def _baselines(spec: Spec, read: Callable[[str], bytes]) -> dict:
+    try:
+        return deployed_baselines(spec, read)
+    except (BaselineError, OSError) as e:
+        raise GenerateError([f"drift baseline: {e}"]) from None
+
 __all__ = ["HEADER", "GenerateError", "check_custom_exprs", "generate", "stale_files", "write_files"]
 
 
-def generate(spec: Spec) -> dict[str, str]:
-    """Every monitoring file, keyed by repo-relative path, in sorted order. Deterministic, no I/O but templates."""
+def generate(spec: Spec, *, read: Callable[[str], bytes] | None = None) -> dict[str, str]:
+    """Every monitoring file, keyed by repo-relative path, in sorted order. Deterministic; no I/O but
+    templates and ``read`` (repo files by path, the working tree by default: the pinned evaluation
+    datasets the drift baselines come from)."""
     problems = spec_problems(spec)
     if problems:
         raise GenerateError(problems)
+    baselines = _baselines(spec, read or (lambda rel: (spec.root / rel).read_bytes()))
     env = environment(spec)
     prom: dict[str, str] = {}
     for model in spec.models:
-        rules = model_rules(spec, env, model)
+        rules = model_rules(spec, env, model, baselines)
         prom[rules.path] = render_rules(env, rules)
         if any(a.kind != "custom" for a in rules.alerts):
             prom[f"tests/{model.name}.test.yml"] = test_file(rules)

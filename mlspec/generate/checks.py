@@ -17,10 +17,11 @@ from urllib.parse import urlsplit
 
 from mlspec.generate.common import (ALERT_NAME_RE, SEVERITIES, check, is_decimal, is_duration, is_name,
                                     is_version, printable)
+from mlspec.generate.baseline import FEATURE_RE
 from mlspec.generate.promql import promql_problems
 from mlspec.spec.model import Spec
 
-KINDS = ("error_rate", "latency", "down", "not_ready", "client_error_rate", "custom")
+KINDS = ("error_rate", "latency", "down", "not_ready", "client_error_rate", "drift", "live_accuracy", "custom")
 
 
 def _url(text: str | None) -> bool:
@@ -77,6 +78,12 @@ def spec_problems(spec: Spec) -> list[str]:
                       "must be a duration such as 250ms")
                 check(p, is_decimal(a.quantile) and 0 < Decimal(a.quantile) < 1, f"{where}.quantile",
                       "must be between 0 and 1, such as 0.95")
+            if a.kind in ("drift", "live_accuracy"):
+                top = 1 if a.kind == "live_accuracy" else 100
+                check(p, is_decimal(a.threshold) and 0 < Decimal(a.threshold) <= top, f"{where}.threshold",
+                      f"must be a number above 0 and at most {top}")
+                check(p, all(FEATURE_RE.match(f) for f in a.features), f"{where}.features",
+                      "must be feature names (letters, digits, '_', '.', ':', '-')")
             if a.kind == "custom":
                 p += [f"{where}.expr: {x}" for x in promql_problems(a.expr or "")]
     counts = Counter(n for n, _ in names)

@@ -150,6 +150,10 @@ def _slo_cases(model: Model, rule: AlertRule, base: dict, minutes: int, n: str) 
 
 
 def test_file(rules: ModelRules) -> str:
-    tests = [case for rule in rules.alerts for case in _cases(rules.model, rule)]
+    from mlspec.generate import quality_tests  # it builds on the helpers above
+
+    tests = [case for rule in rules.alerts
+             for case in (quality_tests.cases(rules, rule) if rule.kind in quality_tests.KINDS
+                          else _cases(rules.model, rule))]
     doc = {"rule_files": [f"../{rules.path}"], "evaluation_interval": STEP, "tests": tests}
     return dump_yaml(doc)

@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import jinja2
 
+from mlspec.generate import quality_rules
 from mlspec.generate import slo as slo_mod
 from mlspec.generate.common import (JOB, GenerateError, decimal_text, expect_equal, go_template_text,
                                     load_yaml, render, render_promql)
@@ -22,7 +23,7 @@ QUANTILES = ("0.5", "0.95", "0.99")
 # A minimum-traffic guard: an alert on a ratio needs this many requests in its range, so that a
 # handful of errors on an idle model does not page. Templates get it as ``min_requests``.
 MIN_REQUESTS = 20
-BUILTIN_KINDS = ("error_rate", "latency", "down", "not_ready", "client_error_rate")
+BUILTIN_KINDS = ("error_rate", "latency", "down", "not_ready", "client_error_rate", "drift", "live_accuracy")
 RULE_KEYS = {"alert", "expr", "for", "labels", "annotations"}
 
 
@@ -51,6 +52,7 @@ class ModelRules:
     path: str  # relative to the prometheus folder
     recording: tuple[Recording, ...]
     alerts: tuple[AlertRule, ...]
+    baselines: dict = field(default_factory=dict, compare=False)  # (model, version) -> baseline
 
     @property
     def groups(self) -> tuple[str, str]:
@@ -62,7 +64,7 @@ def _sel(model: Model, **extra: str) -> str:
     return "{" + ", ".join(f'{k}="{v}"' for k, v in pairs.items()) + "}"
 
 
-def recording_rules(spec: Spec, model: Model) -> tuple[Recording, ...]:
+def recording_rules(spec: Spec, model: Model, baselines: dict | None = None) -> tuple[Recording, ...]:
     m, r = model.name, RANGE
     req, dur = "mlspec_inference_requests_total", "mlspec_inference_request_duration_seconds"
     by = "sum by (model, version)"
@@ -96,6 +98,7 @@ def recording_rules(spec: Spec, model: Model) -> tuple[Recording, ...]:
         out.append(Recording(
             "model:mlspec_slo_error_budget_remaining:ratio",
             f'1 - model:mlspec_inference_error_ratio:rate{w}{{model="{m}"}} / {decimal_text(slo_mod.budget(model.slo))}'))
+    out += [Recording(*r) for r in quality_rules.quality_recordings(model, baselines or {})]
     return tuple(out)
 
 
@@ -115,6 +118,10 @@ def summary(model: Model, a: Alert) -> str:
         return f"{n} cannot be scraped, or none of its targets is known to Prometheus"
     if a.kind == "not_ready":
         return f"{n} reports that it is not ready to serve"
+    if a.kind == "drift":
+        return f"{n} gets inputs or predicts a mix unlike its evaluation data (PSI above {a.threshold})"
+    if a.kind == "live_accuracy":
+        return f"{n} is right on fewer than {_percent(a.threshold)}% of the rows with feedback"
     return a.summary or f"{n}: {a.name}"
 
 
@@ -155,9 +162,11 @@ def alert_rules(spec: Spec, env: jinja2.Environment, model: Model) -> tuple[Aler
     return tuple(out)
 
 
-def model_rules(spec: Spec, env: jinja2.Environment, model: Model) -> ModelRules:
-    return ModelRules(model, f"rules/{model.name}.rules.yml", recording_rules(spec, model),
-                      alert_rules(spec, env, model))
+def model_rules(spec: Spec, env: jinja2.Environment, model: Model, baselines: dict | None = None) -> ModelRules:
+    """``baselines``: (model, version) -> baseline (mlspec/generate/baseline.py), for the quality rules."""
+    quality_rules.check(model, baselines or {})
+    return ModelRules(model, f"rules/{model.name}.rules.yml", recording_rules(spec, model, baselines),
+                      alert_rules(spec, env, model), dict(baselines or {}))
 
 
 def render_rules(env: jinja2.Environment, rules: ModelRules) -> str:

@@ -8,6 +8,7 @@ the plan then covers only those, and generated files are not planned.
 
 from __future__ import annotations
 
+import functools
 import gc
 import os
 from dataclasses import dataclass
@@ -90,7 +91,9 @@ def pr_plan(root: Path, spec: Spec, base: str, options: PlanOptions, recipe: Rec
     base_builds = desired_builds(base_spec, source=src, recipe=recipe)
     head_builds = desired_builds(spec, source=DiskSource(root), recipe=recipe)
     gen = generate or _default_generate()
-    files = {} if options.filtered else {"base_files": dict(gen(base_spec)), "head_files": dict(gen(spec))}
+    # The base's drift baselines come from its own pinned datasets, read at the ref.
+    base_gen = gen if generate else functools.partial(gen, read=src.read)
+    files = {} if options.filtered else {"base_files": dict(base_gen(base_spec)), "head_files": dict(gen(spec))}
     result = compare(base_spec, spec, base, base_builds=base_builds, base_tags=desired_images(base_spec, base_builds),
                      head_tags=desired_images(spec, head_builds), head_builds=head_builds, options=options, **files)
     if evaluate:

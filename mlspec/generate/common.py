@@ -40,6 +40,13 @@ CONTRACT_METRICS = (
     "mlspec_inference_requests_total",
     "mlspec_inference_request_duration_seconds",
     "mlspec_model_ready",
+    # model quality (mlspec/serving/quality.py): histogram series by their leaf names
+    "mlspec_predictions_total",
+    "mlspec_prediction_value_bucket",
+    "mlspec_prediction_value_count",
+    "mlspec_feature_value_bucket",
+    "mlspec_feature_value_count",
+    "mlspec_feedback_total",
 )
 
 ALERT_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")

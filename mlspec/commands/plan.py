@@ -143,6 +143,19 @@ def run_plan(root: str | Path = ".", *, out_stream: TextIO, fmt: str = "text", c
             gc.enable()
 
 
+def _preflight(spec: Spec, texts: Mapping[str, str], options: PlanOptions, *, refresh: bool, pr: bool,
+               factory: ClientFactory, log: Callable[[str], object]) -> None:
+    """What would make apply fail (mlspec/state/preflight.py): errors located in the spec, exit 1.
+    The skip note goes to the log (stderr), not into the plan: JSON and markdown stay as they are."""
+    from mlspec.state import preflight
+
+    note = preflight.skipped(pr=pr, refresh=refresh)
+    if note:
+        log(note)
+    else:
+        preflight.check(spec, texts, models=options.models, targets=options.targets, factory=factory)
+
+
 def _run_plan(root, out_stream, fmt, color, refresh, base, out_file, detailed_exitcode, models, targets, prune,
               recipe, generate, factory, evaluate=False, err_stream=None) -> int:
     spec, texts = load(root)
@@ -150,6 +163,7 @@ def _run_plan(root, out_stream, fmt, color, refresh, base, out_file, detailed_ex
     if evaluate and out_file:
         raise MlspecError("--evaluate shows scores for review; apply runs the gates itself, so it cannot be saved with --out.")
     log = (lambda line: (err_stream.write(line + "\n"), err_stream.flush())) if err_stream else (lambda line: None)
+    _preflight(spec, texts, options, refresh=refresh, pr=bool(base), factory=factory, log=log)
     if base:
         result = pr_plan(root, spec, base, options, recipe, generate, evaluate, log)
     else:

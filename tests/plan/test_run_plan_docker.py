@@ -25,8 +25,9 @@ SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "plan.sch
 
 
 @pytest.fixture
-def applied(tmp_path, docker_client, base_image, project_name, made, free_port):
+def applied(tmp_path, docker_client, base_image, project_name, made, free_port, monkeypatch):
     """A repo whose one deployment runs exactly as apply would leave it."""
+    monkeypatch.setenv("CHURN_API_KEY", "x")  # else the plan's pre-flight refuses
     (tmp_path / "mlspec.yaml").write_text(PROJECT.replace("name: shop", f"name: {project_name}"))
     write_model(tmp_path, "churn", model_yaml(replicas=1, port=free_port, env="{LOG_LEVEL: info}"))
     spec, _ = load(tmp_path)

@@ -1,0 +1,199 @@
+"""Plan pre-flight: what would make apply fail, found while planning, located in the spec.
+
+A plan that says "2 to add" and an apply that then stops half way (a secret variable unset on the
+applying host, a port another process holds) is the surprise this module removes. Every problem
+is a SpecProblem at the spec key that causes it, all of them in one run (exit 1). It reads, never
+changes: a ping, the engine's version, one list of the containers publishing each port, the
+routing tables of the mlspec fronts on the engine, and on the engine's own host a bind of the port.
+Only a plan that reads live state runs it: PR mode and ``--refresh=false`` touch no target.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import tarfile
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Iterator, Mapping
+
+from mlspec import labels as L
+from mlspec.errors import SpecError, SpecProblem
+from mlspec.spec import shown_from
+from mlspec.spec.loader import load_document
+from mlspec.spec.model import Deployment, Spec, Target
+from mlspec.state.docker_reader import ClientFactory, _why, address, client_for
+
+PROJECT_FILE = "mlspec.yaml"
+# Engine 20.10: the oldest API with capability options on swarm services (the model services
+# drop every capability) and the one mlspec's engine tests run against.
+MIN_API = (1, 41)
+ROUTES = "/routes/routes.json"  # a docker target front's routing table (mlspec/apply/infra.py)
+SKIPPED = {
+    "pr": "Pre-flight checks skipped: PR mode reads no target (secrets, ports and engines are checked "
+          "by a plan without --base).",
+    "norefresh": "Pre-flight checks skipped: --refresh=false reads no target (secrets, ports and engines "
+                 "are checked by a plan with refresh).",
+}
+
+
+@dataclass(frozen=True)
+class Where:
+    """A spec location to report at: the repo-relative file and the key path in it."""
+
+    file: str
+    loc: tuple
+
+
+def skipped(*, pr: bool, refresh: bool) -> str | None:
+    """The one line a plan prints when it does not run the checks; None when it does."""
+    return SKIPPED["pr"] if pr else None if refresh else SKIPPED["norefresh"]
+
+
+def check(spec: Spec, texts: Mapping[str, str], *, models: Iterable[str] = (), targets: Iterable[str] = (),
+          factory: ClientFactory = client_for, env: Mapping[str, str] | None = None,
+          local: Callable[[Target], bool] | None = None) -> None:
+    """Raise SpecError with every problem found; return when apply has nothing of these to fear."""
+    models, targets = set(models), set(targets)
+    env = os.environ if env is None else env
+    local = local or is_local
+    chosen = [(j, t) for j, t in enumerate(spec.project.targets) if not targets or t.name in targets]
+    found: list[tuple[Where, str]] = []
+    deployments = [(m, i, d) for m in spec.models if not models or m.name in models
+                   for i, d in enumerate(m.deployments) if any(t.name == d.target for _, t in chosen)]
+    for m, i, d in deployments:
+        for name, ref in sorted(d.secrets.items()):
+            if ref not in env:
+                found.append((Where(m.source, ("deployments", i, "secrets", name, "from_env")),
+                              f"{ref} is not set on this host; export it before apply (its value is never printed)"))
+    for j, t in chosen:
+        client, problem = engine(t, factory)
+        if problem:
+            found.append((Where(PROJECT_FILE, ("targets", j, "host") if t.host else ("targets", j)), problem))
+            continue
+        held = Holders(client, spec.project.name, t, local(t))
+        for m, i, d in deployments:
+            if d.target == t.name and (why := held.port(d)):
+                found.append((Where(m.source, ("deployments", i, "port")), why))
+    if found:
+        raise SpecError(list(_located(spec, texts, found)))
+
+
+def _located(spec: Spec, texts: Mapping[str, str], found: list[tuple[Where, str]]) -> Iterator[SpecProblem]:
+    docs = {}
+    for where, message in found:
+        if where.file not in docs:
+            docs[where.file], _ = load_document(texts[where.file], where.file)
+        yield shown_from(spec.root, docs[where.file].at(where.loc, message))
+
+
+def api_version(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split("."))
+    except ValueError:
+        return (0,)
+
+
+def engine(t: Target, factory: ClientFactory) -> tuple[Any, str | None]:
+    """The target's client, or why apply could not use it (one sentence)."""
+    where = address(t)
+    try:
+        client = factory(t)
+        client.ping()
+        version = client.version()
+    except Exception as exc:  # noqa: BLE001 - any failure to connect is the finding itself
+        return None, (f"the Docker engine of target {t.name} at {where} does not answer ({_why(exc)}); "
+                      "start it or fix the address")
+    api = str(version.get("ApiVersion", ""))
+    if api_version(api) < MIN_API:
+        need = ".".join(map(str, MIN_API))
+        return None, (f"the Docker engine of target {t.name} at {where} speaks API {api} (Docker "
+                      f"{version.get('Version', '?')}); mlspec needs API {need} (Docker 20.10) or newer: "
+                      "upgrade the engine")
+    if t.type == "swarm":
+        swarm = (client.info().get("Swarm") or {})
+        if not swarm.get("ControlAvailable"):
+            return None, (f"the Docker engine of target {t.name} at {where} is not a swarm manager; "
+                          "point the target at a manager (`docker swarm init` makes one)")
+    return client, None
+
+
+def is_local(t: Target) -> bool:
+    """The engine runs on this host: its ports are this host's ports."""
+    return address(t).startswith("unix://")
+
+
+class Holders:
+    """Who holds the published ports of one target, and which of them are this project's."""
+
+    def __init__(self, client: Any, project: str, t: Target, local: bool):
+        self.client, self.project, self.target, self.local = client, project, t, local
+        self._fronts: dict[int, tuple[str, str]] | None = None  # port -> (front name, its project)
+
+    def port(self, d: Deployment) -> str | None:
+        """Why ``d.port`` cannot be published by apply, or None."""
+        p, where = d.port, f"port {d.port} on target {self.target.name}"
+        if self.target.type == "swarm":
+            for svc in self.client.api.services():
+                spec = svc.get("Spec") or {}
+                ports = ((spec.get("EndpointSpec") or {}).get("Ports")) or ()
+                if any(x.get("PublishedPort") == p for x in ports):
+                    if self._ours(spec.get("Labels") or {}):
+                        return None
+                    return f"{where} is published by service {spec.get('Name')}; remove it or choose another port"
+        else:
+            front = self.fronts().get(p)
+            if front and front[1] == self.project:
+                return None  # this project's front listens on it: apply moves the route
+            if front:
+                return f"{where} is held by {front[0]}, the front of mlspec project {front[1]}; choose another port"
+        publishing = self.client.api.containers(filters={"publish": str(p)})
+        for c in publishing:
+            if not self._ours(c.get("Labels") or {}):
+                name = (c.get("Names") or ["?"])[0].lstrip("/")
+                return f"{where} is published by container {name}; stop it or choose another port"
+        if publishing:
+            return None  # this project's (a per-deployment front of an older mlspec, a swarm task)
+        if self.local and not bindable(p):
+            return f"{where} is in use by another process on this host; free it or choose another port"
+        return None
+
+    def _ours(self, labels: Mapping[str, str]) -> bool:
+        return labels.get(L.PROJECT) == self.project and labels.get(L.TARGET) == self.target.name
+
+    def fronts(self) -> dict[int, tuple[str, str]]:
+        """The ports every running mlspec front on the engine listens on (host network: no port
+        bindings to list), from their routing tables."""
+        if self._fronts is None:
+            self._fronts = {}
+            for c in self.client.containers.list(filters={"label": f"{L.ROLE}=front"}):
+                for entry in front_table(c).values():
+                    if isinstance(entry, dict) and isinstance(entry.get("port"), int):
+                        self._fronts[entry["port"]] = (c.name, c.labels.get(L.PROJECT, "?"))
+        return self._fronts
+
+
+def front_table(c: Any) -> dict:
+    try:
+        stream, _ = c.get_archive(ROUTES)
+        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+            member = tar.next()
+            data = tar.extractfile(member).read() if member is not None else b"{}"
+        routes = json.loads(data).get("routes")
+    except Exception:  # noqa: BLE001 - an unreadable table holds nothing we can name
+        return {}
+    return routes if isinstance(routes, dict) else {}
+
+
+def bindable(port: int) -> bool:
+    """Whether a listener could take the port on every address of this host (as the front does)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("0.0.0.0", port))
+        except PermissionError:
+            return True  # a port below 1024: the front has the capability, this process need not
+        except OSError:
+            return False
+    return True

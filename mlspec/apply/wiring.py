@@ -16,6 +16,7 @@ from mlspec.plan.hashing import build_hash, image_tag
 from mlspec.apply.swarm_target import SwarmTarget
 from mlspec.errors import ApplyError
 from mlspec.generate import write_files
+from mlspec.generate.files import remove_files
 from mlspec.spec.model import Spec, Target
 
 ClientFor = Callable[[Target], docker.DockerClient]
@@ -97,8 +98,7 @@ class RepoFiles:
         return write_files(self.root, dict(files))
 
     def delete(self, paths: list[str]) -> None:
-        for rel in paths:
-            (self.root / rel).unlink(missing_ok=True)
+        remove_files(self.root, paths)  # through the writers' one path guard
 
 
 def real_backends(spec: Spec, engines: Engines, log: Log, commit: str = "", wait: bool = True) -> Backends:

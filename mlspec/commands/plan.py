@@ -43,6 +43,10 @@ def load(root: Path) -> tuple[Spec, dict[str, str]]:
         raise SpecError(problems + e.problems) from None
     if problems:
         raise SpecError(problems)
+    # As validate and generate do: custom expressions through promtool's parser when installed.
+    from mlspec.generate.exprcheck import check_exprs
+
+    check_exprs(spec)
     return spec, texts
 
 

@@ -9,10 +9,11 @@ from typing import Mapping
 
 from mlspec.errors import SpecError, SpecProblem
 from mlspec.spec.build import build_model, build_project
-from mlspec.spec.checks import check_across, check_model, check_project
+from mlspec.spec.checks import alert_name, check_across, check_model, check_project
 from mlspec.spec.fastyaml import gc_paused
 from mlspec.spec.loader import load_document, read_text
 from mlspec.spec.model import Spec
+from mlspec.spec.values import check_alert_names_across, check_model_values, check_project_values
 
 PROJECT_FILE = "mlspec.yaml"
 MODELS_DIR = "models"
@@ -69,6 +70,7 @@ def _load_texts(texts: Mapping[str, str], root: Path, check_files: bool) -> Spec
         problems += errs
         if project_doc.doc is not None:
             problems += list(check_project(project_doc, root if check_files else None))
+            problems += list(check_project_values(project_doc))
     else:
         problems.append(SpecProblem(PROJECT_FILE, 1, 1, "", f"no {PROJECT_FILE}"))
     project = project_doc.doc if project_doc else None
@@ -81,7 +83,9 @@ def _load_texts(texts: Mapping[str, str], root: Path, check_files: bool) -> Spec
         if doc.doc is not None:
             models.append(doc)
             problems += list(check_model(doc, root if check_files else None, project))
+            problems += list(check_model_values(doc))
     problems += list(check_across(models))
+    problems += list(check_alert_names_across(models, alert_name))
     if problems:
         raise SpecError(problems)
     built = tuple(sorted((build_model(d.doc, d.rel, project) for d in models), key=lambda x: x.name))

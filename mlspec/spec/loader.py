@@ -21,6 +21,7 @@ from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import DocumentStartEvent
 from ruamel.yaml.scalarbool import ScalarBoolean
+from ruamel.yaml.tokens import ScalarToken
 
 from mlspec.errors import SpecProblem
 from mlspec.spec import fastyaml
@@ -118,6 +119,9 @@ def parse_yaml(text: str, rel: str) -> tuple[Any, list[SpecProblem]]:
     try:
         docs = list(_yaml().load_all(text))
     except MarkedYAMLError as e:
+        opened = _unclosed_quote(text, e)
+        if opened:
+            return None, [SpecProblem(rel, opened.line + 1, opened.column + 1, "", _unclosed_message(e))]
         mark = e.problem_mark or e.context_mark
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         return None, [SpecProblem(rel, line, col, "", f"invalid YAML: {_yaml_problem(e)}")]
@@ -133,6 +137,35 @@ def parse_yaml(text: str, rel: str) -> tuple[Any, list[SpecProblem]]:
         line = _document_line(text, 2)
         return None, [SpecProblem(rel, line, 1, "", f"expected exactly one YAML document, found {len(docs)} (remove this '---')")]
     return docs[0], []
+
+
+def _unclosed_quote(text: str, e: MarkedYAMLError) -> Any:
+    """The mark of the quote that opened the string an error is really about, or None.
+
+    A quote left open runs on (YAML strings may span lines) until the next quote of its kind, and
+    the parser gives up lines later: the last string before the error that spans lines is the
+    culprit (specs hold none on purpose)."""
+    if e.context and "while scanning a quoted scalar" in e.context:
+        return e.context_mark
+    end = e.problem_mark
+    if end is None:
+        return None
+    found = None
+    try:
+        for token in _yaml().scan(text):
+            if token.start_mark.line > end.line:
+                break
+            if isinstance(token, ScalarToken) and token.style in ('"', "'") and token.end_mark.line > token.start_mark.line:
+                found = token.start_mark
+    except YAMLError:
+        pass
+    return found
+
+
+def _unclosed_message(e: MarkedYAMLError) -> str:
+    end = e.problem_mark
+    at = f" (the parser gave up at line {end.line + 1})" if end is not None else ""
+    return f"invalid YAML: the string quoted here is not closed on its line{at}"
 
 
 def _yaml_problem(e: MarkedYAMLError) -> str:

@@ -1,4 +1,5 @@
-"""A pure syntax sanity check of PromQL text, for custom alert expressions and rendered templates."""
+"""A pure syntax sanity check of PromQL text: custom alert expressions (checked at load time, with
+their location) and rendered templates. One check for validate, plan and generate."""
 
 from __future__ import annotations
 

@@ -81,7 +81,7 @@ PROMQL = st.text(alphabet=st.sampled_from('()[]{}"\'`#\\\nab =,'), max_size=30)
 @SETTINGS
 @given(PROMQL)
 def test_promql_fast_path_passes_only_what_the_scan_passes(expr):
-    from mlspec.generate.promql import _plainly_valid, _scan
+    from mlspec.spec.promql import _plainly_valid, _scan
 
     if _plainly_valid(expr):
         assert _scan(expr) == []

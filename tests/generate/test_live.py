@@ -184,7 +184,8 @@ def test_prometheus_watches_the_deployed_model_with_the_generated_configuration(
     api = f"http://127.0.0.1:{web}/api/v1"
     wait_for("Prometheus ready", lambda: HTTP.open(f"http://127.0.0.1:{web}/-/ready", timeout=5).status == 200, 60)
 
-    # Traffic for both versions until the end of the test: 1.0.0 succeeds, 1.1.0 always fails.
+    # Traffic for both versions until the end of the test: 1.0.0 succeeds, and gets as many
+    # malformed requests (a caller's mistake, 400: never an error), 1.1.0 always fails.
     rows = [[float(x) for x in line.split(",")[:4]]
             for line in (QUICKSTART / "models/churn/val.csv").read_text().splitlines()[1:6]]
     body = {"inputs": [{"name": "input", "shape": [len(rows), 4], "datatype": "FP64", "data": rows}]}
@@ -195,6 +196,9 @@ def test_prometheus_watches_the_deployed_model_with_the_generated_configuration(
         while not stop.is_set():
             for v, p in ports.items():
                 statuses[v].add(post(f"http://127.0.0.1:{p}/v2/models/churn/infer", body))
+            statuses["1.0.0"].add(post(f"http://127.0.0.1:{ports['1.0.0']}/v2/models/churn/infer",
+                                       {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64",
+                                                    "data": [1.0, 2.0]}]}))
             time.sleep(0.05)
 
     sender = threading.Thread(target=traffic, daemon=True)
@@ -225,6 +229,9 @@ def test_prometheus_watches_the_deployed_model_with_the_generated_configuration(
         ratios = wait_for("error ratios per version", lambda: per_version(
             "model_version:mlspec_inference_error_ratio:rate5m"), 60)
         assert ratios == {"1.0.0": 0.0, "1.1.0": 1.0}
+        client = wait_for("client error ratios per version", lambda: per_version(
+            "model_version:mlspec_inference_client_error_ratio:rate5m"), 60)
+        assert client["1.1.0"] == 0.0 and 0.3 < client["1.0.0"] < 0.7, client
         wait_for("latency quantiles per version", lambda: per_version(
             "model_version:mlspec_inference_request_duration_seconds:histogram_quantile_rate5m"), 60)
 
@@ -254,4 +261,4 @@ def test_prometheus_watches_the_deployed_model_with_the_generated_configuration(
     finally:
         stop.set()
         sender.join(timeout=10)
-    assert statuses == {"1.0.0": {200}, "1.1.0": {500}}
+    assert statuses == {"1.0.0": {200, 400}, "1.1.0": {500}}

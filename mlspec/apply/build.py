@@ -26,6 +26,7 @@ import jinja2
 
 from mlspec import labels as L
 from mlspec.errors import ApplyError
+from mlspec.generate import baseline
 from mlspec.generate.common import templates_key
 from mlspec.spec.model import Model, Spec, Version
 from mlspec.apply.wheels import copy_wheels, fetch_wheels, requirements
@@ -81,7 +82,16 @@ def render_dockerfile(spec: Spec, model: Model, version: str | Version,
         base_image=base_image or spec.project.base_image, framework=framework, model=model.name,
         version=v.version, artifact_name=Path(v.artifact.path).name,
         artifact_sha256=v.artifact.sha256, packages=requirements(v.python_packages),
-        port=PORT, uid=UID)
+        port=PORT, uid=UID, baseline=_baseline_key(v))
+
+
+def _baseline_key(v: Version) -> str | None:
+    """What model/baseline.json is made from, written into the Dockerfile: the recipe's hash (and so
+    the build hash) then covers the baseline without the plan reading the dataset."""
+    e = v.evaluation
+    if e is None:
+        return None
+    return f"format {baseline.FORMAT}, {e.dataset.path} sha256 {e.dataset.sha256}, label {e.target_column!r}"
 
 
 def _serving_files() -> list[Path]:
@@ -98,6 +108,8 @@ def build_context(spec: Spec, model: Model, version: str | Version, dest: Path,
                          "restore the artifact.")
     (dest / "model").mkdir(parents=True, exist_ok=True)
     shutil.copyfile(artifact, dest / "model" / artifact.name)
+    if v.evaluation is not None:  # the drift baseline the server buckets its inputs by
+        (dest / "model" / "baseline.json").write_text(_baseline_json(spec, v.evaluation))
     app = dest / "app" / "mlspec" / "serving"
     app.mkdir(parents=True)
     (app.parent / "__init__.py").write_text(PACKAGE_STUB)
@@ -112,6 +124,16 @@ def build_context(spec: Spec, model: Model, version: str | Version, dest: Path,
     (wheels / "requirements.txt").write_text("".join(r + "\n" for r in reqs))
     (dest / "Dockerfile").write_text(render_dockerfile(spec, model, version, base_image))
     return dest
+
+
+def _baseline_json(spec: Spec, e) -> str:
+    data = (spec.root / e.dataset.path).read_bytes()
+    if hashlib.sha256(data).hexdigest() != e.dataset.sha256:
+        raise ApplyError(f"{e.dataset.path} does not match its pinned sha256; fix the pin or restore the dataset.")
+    try:
+        return baseline.to_json(baseline.compute(data, e.target_column))
+    except baseline.BaselineError as exc:
+        raise ApplyError(f"{e.dataset.path}: {exc}; the drift baseline comes from it.") from None
 
 
 def image_labels(spec: Spec, model: Model, version: str, bhash: str, commit: str = "") -> dict[str, str]:

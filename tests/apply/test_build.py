@@ -78,6 +78,25 @@ def test_the_context_holds_artifact_server_and_the_pinned_wheels(spec, tmp_path)
     assert {"joblib", "numpy", "scikit_learn", "scipy", "threadpoolctl"} <= names
 
 
+def test_the_context_holds_the_drift_baseline_and_the_recipe_names_what_it_is_made_of(spec, tmp_path):
+    import json
+
+    from mlspec.generate import baseline
+
+    ctx = build_context(spec, spec.model("churn"), "1.1.0", tmp_path / "ctx")
+    ev = spec.model("churn").version("1.1.0").evaluation
+    shipped = json.loads((ctx / "model" / "baseline.json").read_text())
+    assert shipped == baseline.compute((QUICKSTART / ev.dataset.path).read_bytes(), "label")
+    text = (ctx / "Dockerfile").read_text()
+    assert "MLSPEC_BASELINE=/opt/mlspec/model/baseline.json" in text
+    # The recipe's text (hashed into the build hash) changes with the dataset's pin.
+    import dataclasses
+    other = dataclasses.replace(ev, dataset=dataclasses.replace(ev.dataset, sha256="0" * 64))
+    v = dataclasses.replace(spec.model("churn").version("1.1.0"), evaluation=other)
+    assert render_dockerfile(spec, spec.model("churn"), v) != text
+    assert ev.dataset.sha256 in text
+
+
 def test_a_tampered_artifact_is_refused_before_building(tmp_path):
     root = tmp_path / "repo"
     shutil.copytree(QUICKSTART, root)

@@ -15,6 +15,7 @@ import jinja2
 
 from mlspec.generate.jsontext import Template, dumps_indented, slot
 from mlspec.generate.common import HEADER, decimal_text, JSON_HEADER_KEY, GenerateError, expect_equal, load_yaml, render, uid
+from mlspec.generate.quality_rules import RANGE as QUALITY_RANGE
 from mlspec.generate.rules import QUANTILES, RANGE
 from mlspec.spec.model import Model, Slo, Spec
 
@@ -95,7 +96,40 @@ def panels(spec: Spec, model: Model) -> list[dict]:
                 {"color": "green", "value": 0.5}]}},
             options={"colorMode": "value", "graphMode": "area", "textMode": "value",
                      "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}))
-    return out
+    return out + (quality_panels(spec, model) if has_quality(model) else [])
+
+
+def has_quality(model) -> bool:
+    """A deployed version with an evaluation dataset: its baseline feeds the quality rules."""
+    if isinstance(model, _Shape):
+        return model.quality
+    return any(model.version(d.version).evaluation is not None for d in model.deployments)
+
+
+def quality_panels(spec: Spec, model: Model) -> list[dict]:
+    """Model quality (mlspec/generate/quality_rules.py), per version: what the model predicts, how far
+    its inputs are from the evaluation data, and how often it is right once labels come back.
+    One row under the others; empty for a version without a baseline (no evaluation dataset) or
+    without feedback."""
+    m, r = f'{{model="{model.name}"}}', QUALITY_RANGE
+    psi_steps = {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "orange", "value": 0.1},
+                                               {"color": "red", "value": 0.25}]}
+    return [
+        _panel(spec, 9, "timeseries", "Prediction mix by version", (0, 22, 8, 8),
+               [_q(f"mlspec:prediction_class_fraction:rate{r}{m}", "{{version}} class {{class}}")], "percentunit",
+               f"Share of predicted rows by class, over {r} (classifiers); the baseline is the label mix of "
+               "the evaluation dataset.", defaults={"custom": {"stacking": {"mode": "normal", "group": "A"}}}),
+        _panel(spec, 10, "timeseries", "Top drifting features (PSI)", (8, 22, 8, 8),
+               [_q(f"topk(5, mlspec:feature_psi{m})", "{{version}} {{feature}}"),
+                _q(f"mlspec:prediction_psi{m}", "{{version}} prediction")], "none",
+               f"Population stability index of each input feature and of the predictions over {r}, against "
+               "the evaluation dataset: under 0.1 stable, 0.1-0.25 moderate shift, over 0.25 large shift.",
+               defaults={"thresholds": psi_steps, "custom": {"thresholdsStyle": {"mode": "line"}}}),
+        _panel(spec, 11, "timeseries", "Live accuracy by version", (16, 22, 8, 8),
+               [_q(f"mlspec:feedback_accuracy:rate{r}{m}", "{{version}}")], "percentunit",
+               f"Share of rows with feedback (POST .../feedback) whose prediction was right, over {r}.",
+               defaults={"min": 0, "max": 1}),
+    ]
 
 
 def dashboard(spec: Spec, model: Model) -> dict:
@@ -124,12 +158,13 @@ def dashboard_json(spec: Spec, model: Model) -> str:
 
 class _Shape(NamedTuple):
     """What of a model a dashboard reads: name, owner and description only as text (they go in as
-    slot markers), slo for the shape. Reading any other field of the model fails here, loudly."""
+    slot markers), slo and quality for the shape. Reading any other field of the model fails here, loudly."""
 
     name: str
     owner: str
     description: str | None
     slo: Slo | None
+    quality: bool
 
 
 def dashboard_jsons(spec: Spec) -> Iterator[tuple[Model, str]]:
@@ -137,11 +172,11 @@ def dashboard_jsons(spec: Spec) -> Iterator[tuple[Model, str]]:
     once, then filled with each model's texts, a tenth of the cost (issue 3)."""
     templates: dict[tuple, Template | None] = {}
     for model in spec.models:
-        key = (bool(model.description), model.slo)
+        key = (bool(model.description), model.slo, has_quality(model))
         texts = {"name": model.name, "owner": model.owner, "description": model.description or "",
                  "uid": dashboard_uid(spec, model)}
         if key not in templates:
-            stand = _Shape(slot("name"), slot("owner"), slot("description") if key[0] else None, model.slo)
+            stand = _Shape(slot("name"), slot("owner"), slot("description") if key[0] else None, model.slo, key[2])
             value = dashboard(spec, stand)
             value["uid"] = slot("uid")  # cut and digested as a whole: filled, not built from markers
             templates[key] = Template(value)

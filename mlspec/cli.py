@@ -149,14 +149,16 @@ def init(path: Path, name: str | None) -> int:
 @click.option("--target", "targets", multiple=True, help="Only this target (exceptional use).")
 @click.option("--evaluate", is_flag=True, help="Score every version the plan gates (built on the local engine, "
               "never pushed) and show the figures beside production's.")
+@click.option("--show-file-diffs", is_flag=True, help="Show the diffs of generated promtool test files too "
+              "(text and markdown show their size only; JSON always holds every diff).")
 @handled
-def plan(fmt, out_file, base, refresh, detailed_exitcode, color, prune, models, targets, evaluate) -> int:
+def plan(fmt, out_file, base, refresh, detailed_exitcode, color, prune, models, targets, evaluate, show_file_diffs) -> int:
     """Show what apply would change, against live state."""
     from mlspec.commands.plan import run_plan
 
     return run_plan(".", out_stream=click.get_text_stream("stdout"), fmt=fmt, color=color, refresh=refresh, base=base,
                     out_file=out_file, detailed_exitcode=detailed_exitcode, models=models, targets=targets, prune=prune,
-                    evaluate=evaluate, err_stream=click.get_text_stream("stderr"))
+                    evaluate=evaluate, err_stream=click.get_text_stream("stderr"), show_file_diffs=show_file_diffs)
 
 
 @main.command()

@@ -60,12 +60,13 @@ def use_color(stream: TextIO, color: bool | None) -> bool:
     return bool(isatty and isatty())
 
 
-def render(p: Plan, fmt: str, *, color: bool = False) -> str:
+def render(p: Plan, fmt: str, *, color: bool = False, show_file_diffs: bool = False) -> str:
+    """JSON always holds every diff; text and markdown summarise generated test files unless asked."""
     if fmt == "json":
         return render_json(p)
     if fmt == "markdown":
-        return render_markdown(p)
-    return render_text(p, color=color)
+        return render_markdown(p, show_file_diffs=show_file_diffs)
+    return render_text(p, color=color, show_file_diffs=show_file_diffs)
 
 
 def _options(spec: Spec, models: Iterable[str], targets: Iterable[str], prune: bool) -> PlanOptions:
@@ -129,7 +130,8 @@ def run_plan(root: str | Path = ".", *, out_stream: TextIO, fmt: str = "text", c
              refresh: bool = True, base: str | None = None, out_file: str | Path | None = None,
              detailed_exitcode: bool = False, models: Iterable[str] = (), targets: Iterable[str] = (),
              prune: bool = False, recipe: Recipe | None = None, generate: Generate | None = None,
-             factory: ClientFactory = client_for, evaluate: bool = False, err_stream: TextIO | None = None) -> int:
+             factory: ClientFactory = client_for, evaluate: bool = False, err_stream: TextIO | None = None,
+             show_file_diffs: bool = False) -> int:
     if fmt not in FORMATS:
         raise MlspecError(f"Unknown format {fmt!r}; use one of {', '.join(FORMATS)}.")
     if base and out_file:
@@ -141,7 +143,7 @@ def run_plan(root: str | Path = ".", *, out_stream: TextIO, fmt: str = "text", c
     gc.disable()
     try:
         return _run_plan(root, out_stream, fmt, color, refresh, base, out_file, detailed_exitcode, models, targets,
-                         prune, recipe, generate, factory, evaluate, err_stream)
+                         prune, recipe, generate, factory, evaluate, err_stream, show_file_diffs=show_file_diffs)
     finally:
         if gc_was_on:
             gc.enable()
@@ -161,7 +163,7 @@ def _preflight(spec: Spec, texts: Mapping[str, str], options: PlanOptions, *, re
 
 
 def _run_plan(root, out_stream, fmt, color, refresh, base, out_file, detailed_exitcode, models, targets, prune,
-              recipe, generate, factory, evaluate=False, err_stream=None) -> int:
+              recipe, generate, factory, evaluate=False, err_stream=None, show_file_diffs=False) -> int:
     spec, texts = load(root)
     options = _options(spec, models, targets, prune)
     if evaluate and out_file:
@@ -182,7 +184,8 @@ def _run_plan(root, out_stream, fmt, color, refresh, base, out_file, detailed_ex
                               {"prune": prune, "models": sorted(options.models), "targets": sorted(options.targets),
                                "refresh": refresh})
             save_plan(out_file, saved)
-    out_stream.write(render(result, fmt, color=use_color(out_stream, color) if fmt == "text" else False))
+    out_stream.write(render(result, fmt, color=use_color(out_stream, color) if fmt == "text" else False,
+                            show_file_diffs=show_file_diffs))
     if detailed_exitcode and result.has_changes:
         return 2
     return 0

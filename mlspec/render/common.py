@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
@@ -24,7 +25,7 @@ _DEFAULT_VERBS = {CREATE: "will be created", UPDATE: "will be updated in-place",
 
 def headline(c: Change) -> str:
     verb = _VERBS.get(c.type, {}).get(c.actions) or _DEFAULT_VERBS[c.actions]
-    return f"{c.address} {verb}"
+    return f"{esc(c.address)} {verb}"
 
 
 def legend(plan: Plan) -> list[tuple[str, str]]:
@@ -38,7 +39,38 @@ def fmt(value: Any) -> str:
         return SENSITIVE
     if value is MISSING:
         return "null"
-    return json.dumps(value, ensure_ascii=False)
+    return esc(json.dumps(value, ensure_ascii=False))
+
+
+def esc(text: str) -> str:
+    """Text from the spec or the world, made safe to print: every character that is not printable
+    (controls, terminal escapes, and the bidirectional overrides such as U+202E that make a
+    terminal or a PR page show text in another order than it reads) is shown as an escape."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else _escape(ch) for ch in text)
+
+
+def _escape(ch: str) -> str:
+    o = ord(ch)
+    return f"\\x{o:02x}" if o < 0x100 else f"\\u{o:04x}" if o < 0x10000 else f"\\U{o:08x}"
+
+
+def esc_lines(text: str) -> list[str]:
+    """A multi-line text (a file's diff) as lines, each escaped."""
+    return [esc(x) for x in text.rstrip("\n").split("\n")]
+
+
+# Generated promtool test files change with every version and their diffs say nothing a reviewer
+# acts on: text and markdown plans show their size only, unless --show-file-diffs.
+_TEST_FILE = re.compile(r"(?:^|/)prometheus/tests/[^/]+\.test\.yml$")
+
+
+def summarised(c: Change, show_file_diffs: bool) -> str | None:
+    """'file <path> (N lines)' for a file change shown without its diff, else None."""
+    if show_file_diffs or c.type != "file" or not c.diff or not _TEST_FILE.search(c.name):
+        return None
+    return f"file {esc(c.name)} ({c.diff.rstrip(chr(10)).count(chr(10)) + 1} lines)"
 
 
 def flatten(value: Mapping[str, Any] | None, prefix: str = "") -> dict[str, Any]:
@@ -92,7 +124,7 @@ def lines(c: Change) -> tuple[list[Line], int]:
 
 
 def line_text(ln: Line, width: int) -> str:
-    key = ln.key.ljust(width)
+    key = esc(ln.key).ljust(width)
     if ln.sym == "+":
         body = f"{key} = {_v(ln.after)}"
     elif ln.sym == "-":
@@ -112,5 +144,5 @@ def shown_changes(plan: Plan) -> list[Change]:
 
 def intro(plan: Plan) -> str:
     if plan.mode == "pr":
-        return f"mlspec compared the spec at {plan.base} with the working tree (git only; no target was read)."
+        return f"mlspec compared the spec at {esc(plan.base or '')} with the working tree (git only; no target was read)."
     return "mlspec compared the spec with live state."

@@ -8,40 +8,50 @@ from __future__ import annotations
 
 from mlspec.plan.records import Change, Plan
 from mlspec.render.scores import markdown_lines
-from mlspec.render.common import headline, intro, line_text, lines, shown_changes
+from mlspec.render.common import esc, esc_lines, headline, intro, line_text, lines, shown_changes, summarised
 
 LIMIT = 65_000
 _ACTION_WORD = {"+": "create", "~": "update", "+/-": "replace", "-": "destroy"}
 
 
 def _cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return esc(text.replace("\n", " ")).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def _code(text: str) -> str:
+    text = esc(text)
     return f"`{text}`" if "`" not in text else f"``{text}``"
 
 
-def render_markdown(plan: Plan, *, limit: int = LIMIT) -> str:
+def _cell_code(text: str) -> str:
+    # Inside a table a '|' ends the cell even in a code span (GitHub's tables are split first):
+    # escaped, it shows as itself.
+    return _code(text).replace("|", "\\|")
+
+
+def render_markdown(plan: Plan, *, limit: int = LIMIT, show_file_diffs: bool = False) -> str:
     changes = shown_changes(plan)
     head = [f"### mlspec plan for {_code(plan.project)}", "", intro(plan), "", f"**{plan.summary()}**", ""]
-    rows = [f"| {_code(c.symbol)} | {_code(c.address)} | {_ACTION_WORD[c.symbol]} | {_cell(c.reason)} |" for c in changes]
+    rows = [f"| {_cell_code(c.symbol)} | {_cell_code(c.address)} | {_ACTION_WORD[c.symbol]} | {_cell(c.reason)} |" for c in changes]
     table = ["| | Resource | Action | Reason |", "|:-:|---|---|---|"] if rows else []
     tail = []
     if plan.drift:
         tail += ["", "#### Changed outside mlspec", "", "| Resource | What changed | What apply will do |", "|---|---|---|"]
-        tail += [f"| {_code(d.address)} | {_cell(d.detail)} | {_cell(d.remedy)} |" for d in plan.drift]
+        tail += [f"| {_cell_code(d.address)} | {_cell(d.detail)} | {_cell(d.remedy)} |" for d in plan.drift]
     if plan.notes:
         tail += [""] + [f"> {_cell(n)}" for n in plan.notes]
     tail += markdown_lines(plan.evaluations)
-    blocks = [details(c) for c in changes]
+    blocks = [details(c, show_file_diffs) for c in changes]
     return _fit(head, table, rows, tail, blocks, limit)
 
 
-def details(c: Change) -> str:
-    body: list[str] = [f"# reason: {c.reason}"]
-    if c.type == "file" and c.diff:
-        body += c.diff.rstrip("\n").split("\n")
+def details(c: Change, show_file_diffs: bool = False) -> str:
+    body: list[str] = [f"# reason: {esc(c.reason)}"]
+    short = summarised(c, show_file_diffs)
+    if short:
+        body.append(f"{c.symbol} {short}")
+    elif c.type == "file" and c.diff:
+        body += esc_lines(c.diff)
     else:
         shown, hidden = lines(c)
         width = max((len(ln.key) for ln in shown), default=0)
@@ -59,7 +69,7 @@ def details(c: Change) -> str:
 
 
 def _html(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return esc(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def _fit(head: list[str], table: list[str], rows: list[str], tail: list[str], blocks: list[str], limit: int) -> str:

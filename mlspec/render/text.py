@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from mlspec.plan.records import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
 from mlspec.render.scores import text_lines
-from mlspec.render.common import MISSING, Line, headline, intro, legend, line_text, lines, shown_changes
+from mlspec.render.common import (MISSING, Line, esc, esc_lines, headline, intro, legend, line_text, lines, shown_changes,
+                                  summarised)
 
 RESET, BOLD, DIM = "\x1b[0m", "\x1b[1m", "\x1b[2m"
 GREEN, YELLOW, RED, CYAN = "\x1b[32m", "\x1b[33m", "\x1b[31m", "\x1b[36m"
@@ -28,7 +29,7 @@ class _Paint:
         return self(sym, SYMBOL_COLOUR.get(sym, ""))
 
 
-def render_text(plan: Plan, *, color: bool = False) -> str:
+def render_text(plan: Plan, *, color: bool = False, show_file_diffs: bool = False) -> str:
     p = _Paint(color)
     out: list[str] = [intro(plan)]
     used = legend(plan)
@@ -39,29 +40,32 @@ def render_text(plan: Plan, *, color: bool = False) -> str:
     if plan.drift:
         out += [p("Objects have changed outside of mlspec:", BOLD), ""]
         for d in plan.drift:
-            out.append(f"  {p('#', DIM)} {p(d.address, BOLD)}: {d.detail}")
-            out.append(f"    -> {d.remedy}")
+            out.append(f"  {p('#', DIM)} {p(esc(d.address), BOLD)}: {esc(d.detail)}")
+            out.append(f"    -> {esc(d.remedy)}")
         out.append("")
     changes = shown_changes(plan)
     if changes:
         out += [p("mlspec will perform the following actions:", BOLD), ""]
         for c in changes:
-            out += block(c, p) + [""]
+            out += block(c, p, show_file_diffs) + [""]
     out += text_lines(plan.evaluations)
     if plan.notes:
-        out += [p("Notes:", BOLD)] + [f"  - {n}" for n in plan.notes] + [""]
+        out += [p("Notes:", BOLD)] + [f"  - {esc(n)}" for n in plan.notes] + [""]
     summary = plan.summary()
     out.append(p(summary, BOLD) if plan.has_changes else p(summary, BOLD, GREEN))
     return "\n".join(out) + "\n"
 
 
-def block(c: Change, p: _Paint) -> list[str]:
+def block(c: Change, p: _Paint, show_file_diffs: bool = False) -> list[str]:
     head = f"  {p('#', DIM)} {p(headline(c), BOLD)}"
-    out = [head, f"    {p('reason:', DIM)} {c.reason}"]
+    out = [head, f"    {p('reason:', DIM)} {esc(c.reason)}"]
     sym = c.symbol
-    out.append(f"{p.col(sym)} {c.type} \"{c.name}\" {{")
+    short = summarised(c, show_file_diffs)
+    if short:
+        return out + [f"{p.col(sym)} {short}"]
+    out.append(f"{p.col(sym)} {c.type} \"{esc(c.name)}\" {{")
     if c.type == "file" and c.diff:
-        out += [f"      {_diff_line(x, p)}" for x in c.diff.rstrip("\n").split("\n")]
+        out += [f"      {_diff_line(x, p)}" for x in esc_lines(c.diff)]
     else:
         shown, hidden = lines(c)
         width = max((len(ln.key) for ln in shown), default=0)

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
-from ruamel.yaml.comments import CommentedMap, CommentedSeq, merge_attrib
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar, merge_attrib
 from ruamel.yaml.constructor import DuplicateKeyError
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.events import DocumentStartEvent
@@ -297,9 +297,25 @@ def _plain_booleans(node: Any, seen: set[int]) -> Any:
     for k, v in list(items):
         if isinstance(v, ScalarBoolean):
             node[k] = bool(v)
+        elif isinstance(v, TaggedScalar):
+            node[k] = _explicit(v)
         else:
             _plain_booleans(v, seen)
     return node
+
+
+_CORE_TAGS = {"tag:yaml.org,2002:str": str, "tag:yaml.org,2002:int": int, "tag:yaml.org,2002:float": float}
+
+
+def _explicit(v: TaggedScalar) -> Any:
+    # ruamel keeps `!!str 1.0.0` as a TaggedScalar: an explicit core tag says exactly what the
+    # user meant, so it gives that type (a version written `!!str 1.0.0` is a string). Other tags
+    # stay as they are and are refused as "another type".
+    make = _CORE_TAGS.get(str(v.tag))
+    try:
+        return make(v.value) if make is not None and isinstance(v.value, str) else v
+    except ValueError:
+        return v
 
 
 def _aliases(loc: tuple) -> tuple:

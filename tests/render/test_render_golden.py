@@ -58,3 +58,19 @@ def test_text_ends_with_the_summary_and_shows_only_used_symbols():
 
 def test_color_is_ansi_only_when_asked():
     assert "\x1b[32m+\x1b[0m" in render_text(SCENARIOS["one-of-every-action"](), color=True)
+
+
+def test_a_generated_test_file_shows_its_diff_only_when_asked():
+    p = SCENARIOS["hostile-paths-and-a-generated-test-file"]()
+    for render in (render_text, render_markdown):
+        assert "-- eval_time: 5m" not in render(p)
+        assert "(11 lines)" in render(p)
+        assert "-- eval_time: 5m" in render(p, show_file_diffs=True)
+    assert "-- eval_time: 5m" in render_json(p), "JSON holds every diff"
+
+
+def test_no_bidi_or_control_character_reaches_any_format():
+    p = SCENARIOS["hostile-paths-and-a-generated-test-file"]()
+    for text in (render_text(p), render_text(p, color=True), render_markdown(p), render_json(p)):
+        assert "\u202e" not in text
+    assert json.loads(render_json(p))["resource_changes"][-2]["diff"].endswith("+summary: \u202eenif\n")

@@ -91,7 +91,9 @@ def _baseline_key(v: Version) -> str | None:
     e = v.evaluation
     if e is None:
         return None
-    return f"format {baseline.FORMAT}, {e.dataset.path} sha256 {e.dataset.sha256}, label {e.target_column!r}"
+    ignore = baseline.ignored(e)
+    return (f"format {baseline.FORMAT}, {e.dataset.path} sha256 {e.dataset.sha256}, label {e.target_column!r}"
+            + (f", not inputs {list(ignore)!r}" if ignore else ""))
 
 
 def _serving_files() -> list[Path]:
@@ -131,7 +133,7 @@ def _baseline_json(spec: Spec, e) -> str:
     if hashlib.sha256(data).hexdigest() != e.dataset.sha256:
         raise ApplyError(f"{e.dataset.path} does not match its pinned sha256; fix the pin or restore the dataset.")
     try:
-        return baseline.to_json(baseline.compute(data, e.target_column))
+        return baseline.to_json(baseline.compute(data, e.target_column, baseline.ignored(e)))
     except baseline.BaselineError as exc:
         raise ApplyError(f"{e.dataset.path}: {exc}; the drift baseline comes from it.") from None
 

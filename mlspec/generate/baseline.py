@@ -119,8 +119,10 @@ def _prediction(labels: list[str]) -> dict:
 
 
 @functools.lru_cache(maxsize=64)
-def compute(data: bytes, target_column: str) -> dict[str, Any]:
-    """The baseline of one CSV dataset (bytes as pinned), as a JSON-ready dict."""
+def compute(data: bytes, target_column: str, ignore: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The baseline of one CSV dataset (bytes as pinned), as a JSON-ready dict. ``ignore``: columns
+    never fed to the model (evaluation.ignore_columns), left out as the label is, so that a
+    feature's ``index`` is its position in the model's input."""
     rows = [r for r in csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")) if r]
     if not rows or target_column not in rows[0]:
         raise BaselineError(f"the dataset has no column {target_column!r}")
@@ -128,7 +130,7 @@ def compute(data: bytes, target_column: str) -> dict[str, Any]:
     if not body:
         raise BaselineError("the dataset has no rows")
     target = header.index(target_column)
-    columns = [i for i in range(len(header)) if i != target]
+    columns = [i for i in range(len(header)) if i != target and header[i] not in ignore]
     features, skipped = [], []
     for position, i in enumerate(columns):
         name = header[i] if FEATURE_RE.match(header[i]) else f"col{position}"
@@ -160,6 +162,11 @@ def psi(expected: list[float], actual_counts: list[float]) -> float:
     return out
 
 
+def ignored(ev) -> tuple[str, ...]:
+    """The evaluation's columns that are not model inputs (none when the spec cannot name any)."""
+    return tuple(getattr(ev, "ignore_columns", ()) or ())
+
+
 def deployed_baselines(spec, read) -> dict[tuple[str, str], dict[str, Any]]:
     """The baseline of every deployed version that has an evaluation dataset, keyed (model, version).
 
@@ -175,7 +182,7 @@ def deployed_baselines(spec, read) -> dict[tuple[str, str], dict[str, Any]]:
             if hashlib.sha256(data).hexdigest() != ev.dataset.sha256:
                 raise BaselineError(f"{ev.dataset.path} does not match its pinned sha256")
             try:
-                out[(model.name, version)] = compute(data, ev.target_column)
+                out[(model.name, version)] = compute(data, ev.target_column, ignored(ev))
             except BaselineError as e:
                 raise BaselineError(f"{ev.dataset.path}: {e}") from None
     return out

@@ -40,6 +40,11 @@ def test_dataset_baseline_features_classes_and_skips():
     assert B.to_json(got) == B.to_json(B.compute(csv_bytes(header, rows), "label"))
 
 
+def test_ignored_columns_are_not_features_and_do_not_shift_the_input_order():
+    got = B.compute(csv_bytes(["id", "a", "label", "b"], [[i, i, i % 2, -i] for i in range(10)]), "label", ("id",))
+    assert [(f["name"], f["index"]) for f in got["features"]] == [("a", 0), ("b", 1)]
+
+
 def test_numeric_labels_with_many_values_are_a_regression_target():
     rows = [[i, i / 7] for i in range(100)]
     got = B.compute(csv_bytes(["x", "y"], rows), "y")

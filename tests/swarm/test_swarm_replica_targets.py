@@ -1,0 +1,82 @@
+"""Every replica its own scrape target on a swarm target: the front (DNS mode) serves replica i's
+own /metrics at the path the generated file_sd lists, replicas in ascending task address order."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from mlspec import labels as L
+from mlspec.apply.containers import Rollout
+from mlspec.apply.swarm_target import SwarmTarget
+from mlspec.generate.prometheus import replica_metrics_path
+from swarm_helpers import NO_PROXY, free_port, infer, val_rows
+
+pytestmark = [pytest.mark.docker, pytest.mark.slow]
+
+TARGET, REPLICAS = "swarm-r", 3
+
+
+@pytest.fixture
+def deployed(engine, project_name, base_image, quickstart, images, monkeypatch):
+    monkeypatch.setenv("CHURN_API_KEY", "not-a-secret-here")
+    t = SwarmTarget(engine, project_name, TARGET, base_image)
+    d = dataclasses.replace(quickstart.model("churn").deployments[0], target=TARGET, version="1.1.0",
+                            port=free_port(), replicas=REPLICAS, readiness_timeout=60.0)
+    tag, bhash = images["1.1.0"]
+    t.deploy(Rollout(quickstart.project.name, d, tag, bhash, "c0ffee"))
+    yield d
+    t.destroy(d.name)
+
+
+def parse(text: str) -> dict[str, float]:
+    out = {"requests": 0.0}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "mlspec_inference_requests_total":
+                out["requests"] += s.value
+            elif s.name == "process_start_time_seconds":
+                out["started"] = s.value
+    return out
+
+
+def scrape(port: int, i: int) -> dict[str, float]:
+    with NO_PROXY.open(f"http://127.0.0.1:{port}{replica_metrics_path(i)}", timeout=10) as resp:
+        return parse(resp.read().decode())
+
+
+def direct(engine, project: str) -> list[dict[str, float]]:
+    """Each task's /metrics read inside its container, in ascending overlay address order."""
+    found = engine.containers.list(filters={"label": [f"{L.PROJECT}={project}", f"{L.ROLE}=model",
+                                                      f"{L.TARGET}={TARGET}"]})
+
+    def address(c) -> bytes:
+        [net] = [n for n in c.attrs["NetworkSettings"]["Networks"].values() if n.get("IPAddress")]
+        return socket.inet_aton(net["IPAddress"])
+
+    out = []
+    for c in sorted(found, key=address):
+        code = ("import urllib.request, sys; sys.stdout.write(urllib.request.urlopen("
+                "'http://127.0.0.1:8080/metrics', timeout=10).read().decode())")
+        res = c.exec_run(["python3", "-c", code])
+        assert res.exit_code == 0, res.output
+        out.append(parse(res.output.decode()))
+    return out
+
+
+def test_each_swarm_replica_is_its_own_target_and_the_targets_sum_to_what_was_served(engine, project_name,
+                                                                                      deployed):
+    before = [scrape(deployed.port, i) for i in range(REPLICAS)]
+    n, rows = 45, val_rows(1)
+    for _ in range(n):
+        assert infer(deployed.port, rows)["model_version"] == "1.1.0"
+    after = [scrape(deployed.port, i) for i in range(REPLICAS)]
+    assert sum(a["requests"] - b["requests"] for a, b in zip(after, before)) == n
+    assert len({a["started"] for a in after}) == REPLICAS
+    assert after == direct(engine, project_name)
+    with pytest.raises(Exception) as absent:
+        scrape(deployed.port, REPLICAS)
+    assert getattr(absent.value, "code", None) == 503

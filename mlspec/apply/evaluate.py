@@ -119,8 +119,9 @@ def request_for(root: Path, model: Model, version: Version, ev: Evaluation, *, b
         custom[c.name] = f"/mlspec-eval/custom/{i}.py:{c.function}"
         ident_custom[c.name] = [sha256_file(path), c.function]
     metrics = sorted({g.metric for g in ev.gates} & set(BUILTIN))
-    req = {"dataset": "/mlspec-eval/data.csv", "target_column": ev.target_column, "metrics": metrics,
-           "average": ev.average, "custom": custom,
+    req = {"dataset": "/mlspec-eval/data.csv", "dataset_name": ev.dataset.path, "target_column": ev.target_column,
+           "metrics": metrics,
+           "average": ev.average, "custom": custom, "ignore_columns": list(ev.ignore_columns),
            "slices": {"column": ev.slices.column, "min_rows": ev.slices.min_rows} if ev.slices else None}
     if not builtin:  # an image of the model's own Dockerfile: the artifact travels with the request
         files["artifact" + Path(version.artifact.path).suffix] = checked(root, version.artifact, "artifact")

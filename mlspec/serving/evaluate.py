@@ -11,8 +11,8 @@ host's job (pure Python, ``mlspec.apply.evaluate``).
 
 The request: ``dataset`` (path), ``target_column``, ``metrics`` (built-in names), ``average``
 (None: binary for two classes, else macro), ``custom`` ({name: "file.py:function"}), ``slices``
-({"column", "min_rows"} or None), ``artifact``/``framework`` (None: the image's own, from its
-MLSPEC_* environment), ``batch_rows``.
+({"column", "min_rows"} or None), ``ignore_columns``, ``artifact``/``framework`` (None: the image's own, from its
+MLSPEC_* environment), ``batch_rows``, ``dataset_name`` (the repo path, for messages).
 """
 
 from __future__ import annotations
@@ -56,10 +56,13 @@ def _columns(header: list[str], req: dict, model: served.Model, name: str) -> tu
     slice_col = (req.get("slices") or {}).get("column")
     if slice_col is not None and slice_col not in header:
         raise EvalError(f"dataset {name} has no slice column {slice_col!r} (columns: {', '.join(header)})")
+    missing = [c for c in req.get("ignore_columns") or () if c not in header]
+    if missing:
+        raise EvalError(f"dataset {name} has no column {missing[0]!r} to ignore (columns: {', '.join(header)})")
     if model.features and all(f in header for f in model.features):
         features = [header.index(f) for f in model.features]  # fitted on named columns: take those
     else:
-        skip = {target, slice_col}
+        skip = {target, slice_col, *(req.get("ignore_columns") or ())}
         features = [i for i, h in enumerate(header) if h not in skip]
     if model.n_features and len(features) != model.n_features:
         cols = ", ".join(header[i] for i in features)
@@ -68,13 +71,14 @@ def _columns(header: list[str], req: dict, model: served.Model, name: str) -> tu
     return features, header.index(target), (header.index(slice_col) if slice_col is not None else None)
 
 
-def _batches(path: str, batch_rows: int):
+def _batches(path: str, batch_rows: int, name: str):
     """(header, iterator of 2-D text arrays); rows are parsed by the csv module, a batch at a time."""
     f = open(path, newline="")
     reader = csv.reader(f)
     header = next(reader, None)
     if not header:
-        raise EvalError(f"dataset {os.path.basename(path)} is empty (no header row)")
+        f.close()
+        raise EvalError(f"dataset {name} is empty (no header row)")
 
     def gen():
         with f:
@@ -85,7 +89,7 @@ def _batches(path: str, batch_rows: int):
                 width = {len(r) for r in rows}
                 if width != {len(header)}:
                     line = reader.line_num
-                    raise EvalError(f"dataset {os.path.basename(path)} has rows of {sorted(width)} fields near "
+                    raise EvalError(f"dataset {name} has rows of {sorted(width)} fields near "
                                     f"line {line}; the header has {len(header)}")
                 yield np.array(rows, dtype=str)
 
@@ -94,8 +98,8 @@ def _batches(path: str, batch_rows: int):
 
 def predict_all(model: served.Model, req: dict, path: str) -> dict:
     """Stream the dataset through the model: y_true, y_pred, proba (or None) and slice values."""
-    name = os.path.basename(path)
-    header, batches = _batches(path, int(req.get("batch_rows") or 50_000))
+    name = req.get("dataset_name") or os.path.basename(path)
+    header, batches = _batches(path, int(req.get("batch_rows") or 50_000), name)
     features, target, slice_at = _columns([h.strip() for h in header], req, model, name)
     wants_proba = bool(PROBA_METRICS & set(req["metrics"])) or bool(req.get("custom"))
     has_proba = any(o.name == "predict_proba" for o in model.outputs)

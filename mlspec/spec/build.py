@@ -49,7 +49,7 @@ def _version(doc: w.ModelDoc, v: w.ModelVersion) -> m.Version:
         slices = m.Slices(e.slices.column, e.slices.min_rows) if e.slices else None
         res = e.resources or w.EvalResources()
         ev = m.Evaluation(m.Pinned(e.dataset.path, e.dataset.sha256), e.target_column, _gates(e), e.average,
-                          custom, slices, res.memory or "1g", res.cpus or 1.0)
+                          custom, slices, tuple(e.ignore_columns), res.memory or "1g", res.cpus or 1.0)
     return m.Version(v.version, m.Pinned(v.artifact.path, v.artifact.sha256), _frozen(pkgs), ev)
 
 
@@ -110,6 +110,19 @@ def _env_text(value: str | int | float | bool) -> str:
     return str(value)
 
 
+def _receiver(r: str | w.Receiver) -> m.Receiver:
+    """The Alertmanager config entry of a receiver; a plain string is the old form, a webhook URL."""
+    if isinstance(r, str):
+        return m.Receiver("webhook", MappingProxyType({"url": r}))
+    if r.kind == "webhook":
+        config = {"url": r.url} if r.url is not None else {"url_file": r.url_file}
+        if r.credentials_file:
+            config["http_config"] = {"authorization": {"credentials_file": r.credentials_file}}
+        return m.Receiver("webhook", MappingProxyType(config))
+    fields = sorted(f for f in r.model_fields_set if f != "kind")
+    return m.Receiver(r.kind, MappingProxyType({f.rstrip("_"): getattr(r, f) for f in fields}))
+
+
 def build_project(p: w.ProjectDoc) -> m.Project:
     am = p.monitoring.alertmanager or w.Alertmanager()
     targets = tuple(m.Target(t.name, t.type, t.host, p.prune if t.prune is None else t.prune) for t in p.targets)
@@ -118,7 +131,9 @@ def build_project(p: w.ProjectDoc) -> m.Project:
         scrape_interval=p.monitoring.scrape_interval,
         evaluation_interval=p.monitoring.evaluation_interval,
         runbook_url=p.monitoring.runbook_url,
-        receivers=_frozen(am.receivers),
+        receivers=_frozen({name: _receiver(r) for name, r in am.receivers.items()}),
         default_receiver=am.default_receiver,
+        alertmanager_url=am.url,
+        datasource_url=p.monitoring.grafana.datasource_url,
     )
     return m.Project(p.name, p.registry, p.base_image, p.wheels, p.templates, targets, mon)

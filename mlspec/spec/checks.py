@@ -178,6 +178,9 @@ def _check_evaluation(doc: Document, root: Path | None, loc: tuple, e) -> Iterat
         if metric not in known:
             custom = f"; custom metrics: {', '.join(sorted(e.metrics))}" if e.metrics else " (or declare it under metrics)"
             yield doc.at(loc + ("gates", metric), key_only=True, message=f"unknown metric; built-in: {', '.join(BUILTIN)}{custom}")
+    for j, col in enumerate(e.ignore_columns):
+        if col == e.target_column:
+            yield doc.at(loc + ("ignore_columns", j), "is the label column, which is never fed to the model")
     if e.slices and e.slices.column == e.target_column:
         yield doc.at(loc + ("slices", "column"), "is the label column; slice by another column")
 

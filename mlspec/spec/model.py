@@ -46,6 +46,7 @@ class Evaluation:
     average: str | None = None  # None: binary for two classes, macro for more
     custom: tuple[CustomMetric, ...] = ()
     slices: Slices | None = None
+    ignore_columns: tuple[str, ...] = ()
     memory: str = "1g"
     cpus: float = 1.0
 
@@ -137,13 +138,21 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Receiver:
+    kind: str  # slack | pagerduty | email | webhook
+    config: Mapping[str, object]  # the Alertmanager <kind>_configs entry: secrets only as *_file paths
+
+
+@dataclass(frozen=True)
 class Monitoring:
     output: str
     scrape_interval: str
     evaluation_interval: str
     runbook_url: str | None
-    receivers: Mapping[str, str]
+    receivers: Mapping[str, Receiver]
     default_receiver: str
+    alertmanager_url: str | None = None  # None: the operator's alertmanagers/*.json file_sd files
+    datasource_url: str = "http://127.0.0.1:9090"
 
 
 @dataclass(frozen=True)

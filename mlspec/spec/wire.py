@@ -44,11 +44,70 @@ class Resources(Strict):
     cpus: float | None = Field(None, gt=0, le=256)
 
 
+# Alertmanager reads each secret from a file on its own host (its *_file settings): the spec, and
+# the configuration generated from it, name the file and never hold the secret.
+RECEIVER_FIELDS = {
+    "slack": ({"api_url_file"}, {"channel"}),
+    "pagerduty": ({"routing_key_file"}, set()),
+    "email": ({"to", "from_", "smarthost"}, {"auth_username", "auth_password_file"}),
+    "webhook": (set(), {"url", "url_file", "credentials_file"}),
+}
+
+
+class Receiver(Strict):
+    kind: Literal["slack", "pagerduty", "email", "webhook"]
+    api_url_file: str | None = Field(None, description="slack: file on the Alertmanager host holding the incoming-webhook URL")
+    channel: str | None = Field(None, description="slack: channel, e.g. '#risk-alerts'")
+    routing_key_file: str | None = Field(None, description="pagerduty: file on the Alertmanager host holding the Events API v2 integration key")
+    to: str | None = Field(None, description="email: recipient address")
+    from_: str | None = Field(None, alias="from", description="email: sender address")
+    smarthost: str | None = Field(None, description="email: SMTP server as host:port")
+    auth_username: str | None = Field(None, description="email: SMTP user")
+    auth_password_file: str | None = Field(None, description="email: file on the Alertmanager host holding the SMTP password")
+    url: str | None = Field(None, description="webhook: URL that holds no secret (else url_file)")
+    url_file: str | None = Field(None, description="webhook: file on the Alertmanager host holding the URL (Alertmanager 0.26 or later)")
+    credentials_file: str | None = Field(None, description="webhook: file on the Alertmanager host holding a bearer token")
+
+    @model_validator(mode="after")
+    def _fields_of_its_kind(self) -> "Receiver":
+        required, optional = RECEIVER_FIELDS[self.kind]
+        given = {f for f in self.model_fields_set if f != "kind"}
+        spell = lambda f: f.rstrip("_")  # noqa: E731 - 'from' is spelled from_ here
+        foreign = sorted(spell(f) for f in given - required - optional)
+        if foreign:
+            raise ValueError(f"a {self.kind} receiver takes no {', '.join(foreign)}")
+        missing = sorted(spell(f) for f in required - given)
+        if missing:
+            raise ValueError(f"a {self.kind} receiver needs {', '.join(missing)}")
+        if self.kind == "webhook" and (self.url is None) == (self.url_file is None):
+            raise ValueError("a webhook receiver needs exactly one of url and url_file")
+        for f in sorted(given):
+            value = getattr(self, f)
+            if f.endswith("_file") and not (value.startswith("/") and value.isprintable() and "\n" not in value):
+                raise ValueError(f"{f} must be an absolute path on the Alertmanager host, such as /etc/alertmanager/secrets/{self.kind}")
+            if not value or not value.isprintable():
+                raise ValueError(f"{spell(f)} must be one line of text")
+        return self
+
+
+ReceiverValue = Annotated[
+    Union[Annotated[str, Tag("webhook_url")], Annotated[Receiver, Tag("receiver")]],
+    Discriminator(lambda v: "receiver" if isinstance(v, (dict, Receiver)) else "webhook_url"),
+]
+
+
 class Alertmanager(Strict):
+    url: str | None = Field(
+        None, description="Where Prometheus sends alerts, e.g. http://127.0.0.1:9093; omitted = the alertmanagers/*.json file_sd files")
     default_receiver: Name = "default"
-    receivers: dict[Name, str] = Field(
-        default_factory=dict, description="Receiver name -> webhook URL; severity and owner routes point at them"
+    receivers: dict[Name, ReceiverValue] = Field(
+        default_factory=dict, description="Receiver name -> {kind: slack|pagerduty|email|webhook, ...} or a webhook URL; "
+        "alerts go to <owner>-<severity>, <owner>, <severity>, then default_receiver, the first that exists"
     )
+
+
+class Grafana(Strict):
+    datasource_url: str = Field("http://127.0.0.1:9090", description="Where Grafana reaches Prometheus")
 
 
 class Monitoring(Strict):
@@ -57,6 +116,7 @@ class Monitoring(Strict):
     evaluation_interval: Duration = "15s"
     runbook_url: str | None = Field(None, description="Base URL; alerts link to <runbook_url>/<alert name>")
     alertmanager: Alertmanager | None = None
+    grafana: Grafana = Field(default_factory=Grafana)
 
 
 class ProjectDoc(Strict):
@@ -97,7 +157,8 @@ def _by_shape(mapping_tag: str, scalar_tag: str):
 
 
 # Union member tags; the loader drops them from error paths because users never write them.
-UNION_TAGS = frozenset({"comparison", "no_regression", "builtin", "custom", "number", "duration"})
+UNION_TAGS = frozenset({"comparison", "no_regression", "builtin", "custom", "number", "duration", "webhook_url",
+                        "receiver"})
 
 Gate = Annotated[
     Union[Annotated[Comparison, Tag("comparison")], Annotated[NoRegression, Tag("no_regression")]],
@@ -129,6 +190,7 @@ class Evaluation(Strict):
         "classes (positive = the greater label), macro for more")
     metrics: dict[MetricName, CustomMetric] = Field(default_factory=dict, description="Custom metrics, gated by name")
     slices: Slices | None = None
+    ignore_columns: list[str] = Field(default_factory=list, description="Dataset columns not fed to the model (ids, dates)")
     resources: EvalResources | None = Field(None, description="Limits of the evaluation container (default 1g, 1 CPU)")
     gates: dict[str, Gate] = Field(
         min_length=1, description="Metric -> comparison or {no_regression: allowance}; built-in metrics: accuracy, "

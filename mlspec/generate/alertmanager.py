@@ -13,7 +13,11 @@ from mlspec.generate.common import SEVERITIES, GenerateError, expect_equal, load
 from mlspec.spec.model import Monitoring, Spec
 
 GROUP_BY = ("alertname", "model")
-INHIBIT = {"source_matchers": ['kind="down"'], "target_matchers": ['kind!="down"'], "equal": ["model"]}
+# Every replica is its own scrape target, so a `down` alert names its replica; the model's other
+# alerts are summed over replicas and have no replica label. Equal on `replica` too: one replica
+# down among several leaves the model's own alerts alone (the others still serve, and are judged),
+# while `down` for no target at all (absent(up), no replica label) silences them.
+INHIBIT = {"source_matchers": ['kind="down"'], "target_matchers": ['kind!="down"'], "equal": ["model", "replica"]}
 
 
 def receiver_for(mon: Monitoring, owner: str | None, severity: str) -> str:

@@ -90,11 +90,12 @@ def test_amtool_routes_every_generated_alert_to_its_receiver(written, amtool):
 
 def test_a_model_that_is_down_inhibits_its_other_alerts(written):
     # No Alertmanager binary in the image to replay it: check the rule and that every alert it
-    # must match carries the labels it matches on.
+    # must match carries the labels it matches on. A replica down among several has its replica
+    # label, which the model's own alerts (summed over replicas) lack: it inhibits nothing.
     spec, out = written
     doc = YAML(typ="safe").load((out / "alertmanager" / "alertmanager.yml").read_text())
     assert doc["inhibit_rules"] == [{"source_matchers": ['kind="down"'], "target_matchers": ['kind!="down"'],
-                                     "equal": ["model"]}]
+                                     "equal": ["model", "replica"]}]
     alerts = generated_alerts(out)
     assert all(a["model"] in {m.name for m in spec.models} and a["kind"] for a in alerts)
     downs = {a["model"] for a in alerts if a["kind"] == "down"}

@@ -73,7 +73,7 @@ def panels(spec: Spec, model: Model) -> list[dict]:
                    f'{{model="{model.name}", quantile="{q}"}}', f"p{decimal_text(Decimal(q) * 100)} {{{{version}}}}")
                 for q in QUANTILES], "s", f"Request duration quantiles, over {r}."),
         _panel(spec, 4, "stat", "Readiness", (12, 8, 12, 8),
-               [_q(f"mlspec_model_ready{m}", "{{version}} {{target}}/{{deployment}}")], "none",
+               [_q(f"mlspec_model_ready{m}", "{{version}} {{target}}/{{deployment}} #{{replica}}")], "none",
                "1 when the server has loaded the model and serves, 0 otherwise.",
                defaults={"mappings": [{"type": "value", "options": {
                    "0": {"text": "not ready", "color": "red", "index": 0},

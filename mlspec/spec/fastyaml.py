@@ -169,6 +169,40 @@ def load(text: str, kind: str = "rt") -> Any:
         return UNSURE
 
 
+# No spec nests deeper than a dozen levels. ruamel's reader recurses per level and took seconds to
+# refuse 10,000 (libyaml's composer recurses in C and crashes): the depth is measured first, on
+# libyaml's event stream, which keeps no recursion of its own.
+MAX_NESTING = 64
+
+
+def too_deep(text: str, limit: int = MAX_NESTING) -> tuple[int, int] | None:
+    """1-based (line, column) of the first collection nested deeper than ``limit``, else None.
+
+    Any libyaml error stops the count: ruamel then reads the file and words that error."""
+    if yaml is None or sum(text.count(c) for c in "[{-:?") <= limit:
+        return None  # fewer indicators than levels: cannot be that deep
+    parser = CParser(text)
+    depth = 0
+    try:
+        while True:
+            event = parser.get_event()
+            if event is None:
+                return None
+            cls = event.__class__
+            if cls is yaml.MappingStartEvent or cls is yaml.SequenceStartEvent:
+                depth += 1
+                if depth > limit:
+                    return event.start_mark.line + 1, event.start_mark.column + 1
+            elif cls is yaml.MappingEndEvent or cls is yaml.SequenceEndEvent:
+                depth -= 1
+            elif cls is yaml.StreamEndEvent:
+                return None
+    except yaml.YAMLError:
+        return None
+    finally:
+        parser.dispose()
+
+
 @functools.lru_cache(maxsize=8192)  # keys and common values repeat in every file
 def _resolve(value: str) -> str | None:
     """The tag ruamel's YAML 1.2 resolver gives a plain scalar, None for a string."""
@@ -191,7 +225,10 @@ def _plain_enough(text: str) -> bool:
         return False
     if "\r" in text and text.count("\r") != text.count("\r\n"):
         return False  # a lone CR
-    return len(text) <= _MAX_OPENERS or sum(text.count(c) for c in "[{-:?") <= _MAX_OPENERS
+    # Many indicators (a model with 20,000 env entries) may still be shallow: measured without
+    # recursion first, such a file keeps libyaml's speed (ruamel took 10 s and more).
+    return (len(text) <= _MAX_OPENERS or sum(text.count(c) for c in "[{-:?") <= _MAX_OPENERS
+            or too_deep(text, _MAX_DEPTH) is None)
 
 
 class _Builder:

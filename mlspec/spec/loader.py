@@ -116,6 +116,10 @@ def parse_yaml(text: str, rel: str) -> tuple[Any, list[SpecProblem]]:
     fast = fastyaml.load(text)
     if fast is not fastyaml.UNSURE:
         return fast, []
+    deep = fastyaml.too_deep(text)
+    if deep is not None:
+        line, col = deep
+        return None, [SpecProblem(rel, line, col, "", f"invalid YAML: nested too deeply (more than {fastyaml.MAX_NESTING} levels)")]
     try:
         docs = list(_yaml().load_all(text))
     except MarkedYAMLError as e:
@@ -275,16 +279,20 @@ def load_document(text: str, rel: str, expect: str | None = None) -> tuple[Docum
         # libyaml's trees hold plain bools already (an anchor sends the file to ruamel).
         model = KINDS[kind].model_validate(raw if isinstance(raw, PosMap) else _plain_booleans(raw, set()))
     except ValidationError as e:
-        out = []
-        for err in e.errors(include_url=False):
-            loc = _aliases(tuple(p for p in err["loc"] if p not in UNION_TAGS))
-            # A bad mapping key: pydantic appends '[key]'; point at the key itself.
-            is_key = bool(loc) and loc[-1] == "[key]"
-            loc = loc[:-1] if is_key else loc
-            msg = _message(err)
-            out.append(doc.at(loc, f"key {msg}" if is_key else msg, key_only=is_key or err["type"] == "extra_forbidden"))
-        return doc, sorted(set(out))
-    return Document(rel, raw, model), []
+        errors = e.errors(include_url=False)
+    else:
+        return Document(rel, raw, model), []
+    # Outside the except block: were anything below to fail, its traceback (--traceback) would not
+    # chain the ValidationError, whose text quotes each input value (a secret pasted inline).
+    out = []
+    for err in errors:
+        loc = _aliases(tuple(p for p in err["loc"] if p not in UNION_TAGS))
+        # A bad mapping key: pydantic appends '[key]'; point at the key itself.
+        is_key = bool(loc) and loc[-1] == "[key]"
+        loc = loc[:-1] if is_key else loc
+        msg = _message(err)
+        out.append(doc.at(loc, f"key {msg}" if is_key else msg, key_only=is_key or err["type"] == "extra_forbidden"))
+    return doc, sorted(set(out))
 
 
 def _plain_booleans(node: Any, seen: set[int]) -> Any:

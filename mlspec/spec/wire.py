@@ -18,7 +18,9 @@ API_VERSION = "mlspec/v1"
 
 class Strict(BaseModel):
     # strict: `prune: "yes"` or `port: "8080"` is an error here as in the JSON Schema editors use.
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True)
+    # hide_input_in_errors: a ValidationError's text (in a traceback) never quotes a value, which
+    # may be a secret pasted inline; the loader words every error itself.
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, strict=True, hide_input_in_errors=True)
 
 
 # --- Project -------------------------------------------------------------------------------

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from mlspec.errors import MlspecError
 from mlspec.spec.schema import schema_texts
+from mlspec.spec.units import NAME_RE, fits
 
 PROJECT = """\
 # yaml-language-server: $schema=.mlspec/schemas/project.schema.json
@@ -61,10 +62,10 @@ OWN_FILES = ("mlspec.yaml", "models/example.yaml", "models/example/0.1.0/model.j
 
 
 def scaffold(root: Path, name: str | None = None) -> list[str]:
-    if name is not None and not re.match(r"^[a-z][a-z0-9-]{0,62}$", name):
+    if name is not None and not fits(NAME_RE, name):
         raise MlspecError("--name must be lowercase letters, digits and '-', starting with a letter, at most 63 characters")
     name = name or re.sub(r"[^a-z0-9-]+", "-", root.resolve().name.lower()).strip("-") or "models"
-    if not re.match(r"^[a-z][a-z0-9-]{0,62}$", name):
+    if not fits(NAME_RE, name):
         raise MlspecError(f"cannot derive a project name from {root}; give one with --name")
     for rel in OWN_FILES:  # all checked before anything is written (the model is trained in place)
         if (root / rel).exists():

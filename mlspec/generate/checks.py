@@ -63,7 +63,7 @@ def spec_problems(spec: Spec) -> list[str]:
             names.append(("".join(x.capitalize() for x in m.name.split("-")) + "ErrorBudgetBurn", src))
         for a in m.alerts:
             where = f"{src}: alerts.{a.name}"
-            check(p, bool(ALERT_NAME_RE.match(a.name)), where, "alert names are letters, digits and '_'")
+            check(p, bool(ALERT_NAME_RE.fullmatch(a.name)), where, "alert names are letters, digits and '_'")
             names.append((a.name, src))
             check(p, a.kind in KINDS, f"{where}.kind", f"must be one of {', '.join(KINDS)}")
             check(p, is_duration(a.for_), f"{where}.for", "must be a positive duration")

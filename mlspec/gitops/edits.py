@@ -28,7 +28,7 @@ from mlspec.gitops.history import read_history, version_before
 from mlspec.gitops.yamledit import YamlEdit, clean_copy
 from mlspec.spec import PROJECT_FILE, load_texts, read_repo
 from mlspec.spec.checks import inside_repo, sha256_file
-from mlspec.spec.units import VERSION_RE
+from mlspec.spec.units import VERSION_RE, fits
 
 BUMPS = ("major", "minor", "patch")
 
@@ -92,7 +92,7 @@ def bumped(versions: list[str], bump: str) -> str:
     """The next version after the highest of ``versions``."""
     if not versions:
         return "0.1.0"
-    major, minor, patch, _, _ = max((_version_key(v) for v in versions if re.match(VERSION_RE, v)), default=(0, 0, 0, True, ""))
+    major, minor, patch, _, _ = max((_version_key(v) for v in versions if fits(VERSION_RE, v)), default=(0, 0, 0, True, ""))
     if bump == "major":
         return f"{major + 1}.0.0"
     if bump == "minor":
@@ -114,7 +114,7 @@ def version_add(root: Path, model: str, artifact: Path, version: str | None = No
         raise EditRefused(f"{rel} has no versions list; write the first version by hand")
     existing = [str(v.get("version")) for v in versions if isinstance(v, dict)]
     new = version or bumped(existing, bump)
-    if not re.match(VERSION_RE, new):
+    if not fits(VERSION_RE, new):
         raise EditRefused(f"{new!r} is not a semantic version such as 1.2.0")
     if new in existing:
         raise EditRefused(f"{model} already has version {new}; give another --version or a --bump")

@@ -69,6 +69,7 @@ def test_a_hostile_summary_is_plain_data_in_yaml_and_in_prometheus_templates(tmp
 @pytest.mark.parametrize("field, value", [
     ("owner", 'x"\n  - alert: Injected'),
     ("name", "churn\n  - alert: Injected"),
+    ("owner", "risk-team\n"),  # a final newline: a pattern's '$' matches before it, the guard's full match does not
 ])
 def test_a_hostile_model_value_is_refused_before_rendering(tmp_path, field, value):
     spec = spec_of(tmp_path)

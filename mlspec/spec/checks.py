@@ -120,7 +120,7 @@ def check_project(doc: Document, root: Path | None) -> Iterator[SpecProblem]:
     yield from _duplicates(doc, ((("targets", i, "name"), t.name) for i, t in enumerate(p.targets)), "target name")
     for i, t in enumerate(p.targets):
         # `host: manager-1` would otherwise fail only at plan time, inside the Docker client.
-        if t.host is not None and not t.host.startswith(DOCKER_HOST_SCHEMES):
+        if t.host is not None and (not t.host.startswith(DOCKER_HOST_SCHEMES) or not t.host.isprintable() or " " in t.host):
             yield doc.at(("targets", i, "host"), "must be a Docker host URL: unix://, tcp:// or ssh://user@host")
     am = p.monitoring.alertmanager
     if am is not None and "default_receiver" in am.model_fields_set and am.default_receiver not in am.receivers:

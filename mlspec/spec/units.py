@@ -112,6 +112,10 @@ PackageName = _text(PACKAGE_RE, "a Python package name such as scikit-learn (let
 REGISTRY_RE = (r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?"
                r"(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
 Registry = _text(REGISTRY_RE, "an image registry such as 127.0.0.1:5000/team: lowercase host[:port][/path], no spaces")
+# An image reference as Docker reads one (it goes into a Dockerfile's FROM line: a newline there
+# would add instructions of its own).
+IMAGE_RE = (REGISTRY_RE[:-1] + r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
+ImageRef = _text(IMAGE_RE, "an image reference such as python:3.11-slim or registry:5000/base@sha256:<digest>")
 Comparison = _text(COMPARISON_RE, 'a comparison such as ">= 0.90" (operators >=, <=, >, <, ==)', "")
 Sha256 = _text(SHA256_RE, "a sha256 digest: 64 lowercase hex characters", "; quote it (unquoted, YAML reads it as a number)")
 EnvName = _text(ENV_NAME_RE, "an environment variable name")

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Tag, model_validator
 
 from mlspec.spec.units import AlertName, Comparison, Duration, EnvName, MetricName, Name, Pin, Sha256, Size, Version
-from mlspec.spec.units import PackageName, Registry
+from mlspec.spec.units import ImageRef, PackageName, Registry
 
 API_VERSION = "mlspec/v1"
 
@@ -126,7 +126,7 @@ class ProjectDoc(Strict):
     kind: Literal["Project"]
     name: Name
     registry: Registry | None = Field(None, description="Image registry, e.g. 127.0.0.1:5000/fraud; omitted = images stay on the target engine")
-    base_image: str = Field("python:3.11-slim", description="Base image of built-in serving images")
+    base_image: ImageRef = Field("python:3.11-slim", description="Base image of built-in serving images")
     wheels: str | None = Field(None, description="Repo-relative folder of wheels for offline builds")
     templates: str = Field("templates/", description="Repo-relative folder whose templates override the built-in ones")
     targets: list[Target] = Field(min_length=1)

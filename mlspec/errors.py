@@ -23,14 +23,22 @@ class SpecProblem:
 
     def text(self) -> str:
         key = f"{self.key}: " if self.key else ""
-        return f"{self.path}:{self.line}:{self.col}: {key}{self.message}"
+        return shown(f"{self.path}:{self.line}:{self.col}: {key}{self.message}")
 
     def github(self) -> str:
         # GitHub workflow commands: the message is data, so %, CR and LF must be escaped.
-        msg = (f"{self.key}: " if self.key else "") + self.message
+        msg = shown((f"{self.key}: " if self.key else "") + self.message)
         msg = msg.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
-        path = self.path.replace("%", "%25").replace(",", "%2C").replace(":", "%3A")
+        path = shown(self.path).replace("%", "%25").replace(",", "%2C").replace(":", "%3A")
         return f"::error file={path},line={self.line},col={self.col}::{msg}"
+
+
+def shown(text: str) -> str:
+    """Text safe to print: a character that is not printable (a control, a terminal escape, a
+    bidirectional override such as U+202E in a file name) is shown as its escape."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
 
 
 class SpecError(MlspecError):

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from mlspec.errors import MlspecError
+from mlspec.safepath import guarded
 from mlspec.spec.schema import schema_texts
 from mlspec.spec.units import NAME_RE, fits
 
@@ -79,7 +80,8 @@ def scaffold(root: Path, name: str | None = None) -> list[str]:
         files["models/example.yaml"] = MODEL.format(name=name, sha=sha, sklearn=skl, joblib=jl)
         written.append("models/example/0.1.0/model.joblib")
     for rel, text in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_text(text)
+        path = guarded(root, rel)  # the one path guard of every writer (mlspec/safepath.py)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
         written.append(rel)
     return sorted(written)

@@ -102,3 +102,22 @@ def test_twenty_thousand_env_entries_load_fast(repo):
     took, error = _timed(texts, repo)
     assert error is None
     assert took < 3, f"{took:.1f} s to load"  # ruamel's reader took 10 s and more
+
+
+def test_the_one_path_guard_refuses_symlinks_and_dotdot_on_the_way(tmp_path):
+    from mlspec.safepath import UnsafePath, guarded
+
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert guarded(tmp_path, "real/a/b.yml") == tmp_path / "real" / "a" / "b.yml"
+    for rel in ("link/b.yml", "real/../link/b.yml", "/etc/passwd", ""):
+        with pytest.raises(UnsafePath):
+            guarded(tmp_path, rel)
+
+
+def test_a_model_file_name_with_a_bidi_character_is_shown_escaped(repo):
+    (repo / "models" / "churn.yaml").rename(repo / "models" / "ch\u202eurn.yaml")
+    result = run("validate")
+    assert result.exit_code == 1
+    assert "\u202e" not in result.output
+    assert "models/ch\\u202eurn.yaml:3:7: name: must be the file's name" in result.stderr

@@ -4,37 +4,12 @@ from __future__ import annotations
 
 import os
 import tempfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
-from mlspec.errors import MlspecError
 from mlspec.generate.common import HEADER
+from mlspec.safepath import UnsafePath, guarded  # noqa: F401 - UnsafePath: part of this module's API
 
 TARGETS_DIR = "prometheus/targets/"  # JSON file_sd files cannot carry a header: the folder is ours
-
-
-class UnsafePath(MlspecError):
-    """A generated file would be written or removed through a symlink, or outside the repo."""
-
-
-def guarded(root: str | Path, rel: str) -> Path:
-    """The one path guard of every writer of generated files (write, rename, delete).
-
-    ``rel`` must be a plain repo-relative path, and no folder on its way from the repo root, nor
-    the file itself, may be a symlink: a symlinked sub-folder of the monitoring output would send
-    the files (and the removal of stale ones) wherever it points, outside the repo included.
-    """
-    root = Path(root)
-    parts = PurePosixPath(rel).parts
-    if not parts or PurePosixPath(rel).is_absolute() or ".." in parts or "\\" in rel:
-        raise UnsafePath(f"Refusing to write {rel!r}: generated files are written only under the repo root.")
-    path = root
-    for i, part in enumerate(parts):
-        path = path / part
-        if path.is_symlink():
-            link = "/".join(parts[: i + 1])
-            raise UnsafePath(f"Refusing to write {rel}: {link} is a symlink; generated files are written only "
-                             f"into real folders inside the repo (replace {link} with a folder).")
-    return path
 
 
 def remove_files(root: str | Path, rels: list[str]) -> None:

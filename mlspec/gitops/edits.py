@@ -120,6 +120,8 @@ def version_add(root: Path, model: str, artifact: Path, version: str | None = No
         raise EditRefused(f"{model} already has version {new}; give another --version or a --bump")
     art_rel = os.path.relpath(os.path.abspath(artifact), os.path.abspath(root)).replace(os.sep, "/")
     full, why = inside_repo(root, art_rel)
+    if why and art_rel.split("/")[0] == "..":  # relpath's '..', not the user's: the file is outside
+        why = "escapes the repo"
     if why:
         raise EditRefused(f"the artifact {artifact} {why}; put it inside the spec repo")
     if not full.is_file():

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mlspec.gitops.edits import Edit, EditRefused
+from mlspec.safepath import guarded
 from mlspec.gitops.repo import check_branch_free, commit_paths, create_branch, in_repo, open_repo, text_at_head
 
 
@@ -37,7 +38,7 @@ def land(edit: Edit, root: Path, *, commit: bool = False, branch: str | None = N
                 raise EditRefused(f"{edit.rel} has uncommitted changes; commit or stash them first, or leave out --commit")
     if branch:
         create_branch(repo, branch)
-    write_atomic(root / edit.rel, edit.after)
+    write_atomic(guarded(root, edit.rel), edit.after)  # never through a symlinked models/ folder
     sha = None
     if commit:
         paths = [edit.rel] + [p for p in edit.also_commit if not repo.ignored(in_repo(prefix, p))]

@@ -4,8 +4,10 @@
 # INPUT_ARGS and GitHub's variables; writes GITHUB_OUTPUT (exitcode, has-changes) and
 # GITHUB_STEP_SUMMARY.
 #
-#   plan on a pull request: validate (annotations), `mlspec plan --base origin/<base>` as markdown,
-#     posted as one comment that later pushes update in place (found by its hidden marker).
+#   plan on a pull request: validate (annotations), `mlspec plan --base origin/<base>` as markdown
+#     (with INPUT_EVALUATE=true and a Docker engine, `--evaluate`: the scores of every version
+#     the change gates), posted as one comment that later pushes update in place (found by its
+#     hidden marker).
 #   plan elsewhere: plan against live state, markdown to the step summary.
 #   apply: validate, plan against live state, and only when it has changes, `mlspec apply
 #     --auto-approve` (apply takes the target locks itself; the workflow's concurrency group
@@ -82,6 +84,13 @@ if [ "$COMMAND" = plan ]; then
             git fetch --no-tags --quiet origin "+refs/heads/$GITHUB_BASE_REF:refs/remotes/$base" ||
             warn "could not fetch $base"
         args+=(--base "$base")
+        if [ "${INPUT_EVALUATE:-true}" = true ]; then
+            if docker version --format '{{.Server.Version}}' >/dev/null 2>&1; then
+                args+=(--evaluate)
+            else
+                warn "no Docker engine answers on this runner: the plan is posted without evaluation scores"
+            fi
+        fi
     fi
     "$MLSPEC" "${args[@]}" "${EXTRA[@]}" >"$TMP/plan.md" 2>"$TMP/plan.err"
     rc=$?

@@ -96,11 +96,23 @@ def test_pull_request_posts_the_plan_as_a_new_comment(action) -> None:
     assert r.outputs == {"exitcode": "2", "has-changes": "true"}
     assert [c[1:] for c in r.mlspec] == [
         ["validate", "--format", "github"],
-        ["plan", "--format", "markdown", "--detailed-exitcode", "--base", "origin/main"],
+        ["plan", "--format", "markdown", "--detailed-exitcode", "--base", "origin/main", "--evaluate"],
     ]
     assert r.body == f"{MARKER}\n{PLAN_MD}"
     assert r.gh[-1][:4] == ["api", "--method", "POST", "repos/acme/models/issues/7/comments"]
     assert r.summary == r.body
+
+
+def test_without_a_docker_engine_the_plan_is_posted_without_scores_and_a_warning(action) -> None:
+    r = action(STUB_DOCKER_DOWN="1")
+    assert r.code == 0, r.stdout
+    assert r.mlspec[-1][1:] == ["plan", "--format", "markdown", "--detailed-exitcode", "--base", "origin/main"]
+    assert "::warning::no Docker engine answers on this runner" in r.stdout
+
+
+def test_evaluate_false_plans_without_scores(action) -> None:
+    r = action(INPUT_EVALUATE="false")
+    assert r.mlspec[-1][-1] == "origin/main" and "warning" not in r.stdout
 
 
 def test_a_later_push_updates_the_same_comment(action) -> None:

@@ -8,6 +8,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import os
 import urllib.request
 from pathlib import Path
 
@@ -63,9 +64,9 @@ def output(reply: dict, name: str) -> list:
 
 
 def engine_view(client, project: str, images: tuple[str, ...] = ()) -> str:
-    """Everything the engine's API shows of a project, as one text to grep for a planted secret:
+    """Everything the engine shows of a project, as one text to grep for a planted secret:
     `docker inspect` of every container (and of each exec run in it), network and volume, its
-    logs; on a swarm every service, task and secret; the history of ``images``."""
+    logs; on a swarm every service, task and secret; the history of ``images``; the engine's log."""
     scope = {"label": f"io.mlspec.project={project}"}
     api, parts = client.api, []
     for c in api.containers(all=True, filters=scope):
@@ -81,4 +82,7 @@ def engine_view(client, project: str, images: tuple[str, ...] = ()) -> str:
         for s in services:
             parts += api.tasks(filters={"service": s["ID"]})
     parts += [api.history(i) for i in images]
+    # The engine's own log, where .ci/setup keeps it (dockerd started by someone else: not readable).
+    log = Path(os.environ.get("MLSPEC_CI_STATE") or Path(os.environ.get("TMPDIR") or "/tmp") / "mlspec-ci") / "dockerd.log"
+    parts.append(log.read_text(errors="replace") if log.is_file() else "")
     return json.dumps(parts, default=str)

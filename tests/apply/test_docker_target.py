@@ -250,7 +250,7 @@ def test_a_version_that_never_gets_ready_is_removed_and_the_old_one_keeps_servin
             target.deploy(bad)
     message = str(err.value)
     assert "1.1.0" in message and "keep serving" in message and "last log lines" in message
-    assert ("listening" in message) if "MLSPEC_FAIL_READY" in bad.deployment.env else ("sha256" in message)
+    assert ("listening" in message) if "MLSPEC_FAIL_READY" in bad.deployment.env else ("sha256" in message), message
     assert [c.id for c in models(engine, target.project)] == [old.id]
     assert load.failed == [] and load.versions == {"1.0.0"}
     assert routes(target)["churn"]["backends"] == [serving_port(old)]  # still the one in rotation

@@ -12,6 +12,9 @@ How traffic reaches a model on a single host
   in table mode) listens on every deployment's published port and forwards each request to the
   pod's address on a port the routing table lists for that deployment. The table lives in the
   same volume; mlspec changes it through the front's control socket (``mlspec/apply/routes.py``).
+- Each replica is its own scrape target: ``/_mlspec/replicas/<i>/metrics`` on a deployment's
+  published port reaches ``/metrics`` of the i-th port of its table entry (ascending) and no other,
+  so Prometheus sees every replica's own counters and a stopped one as down.
 - A deployment is *in rotation* on exactly the ports its table entry lists. A replace starts the
   new containers, waits for them (probed from inside the pod), sets the entry to the new ports in
   one write, then drains the old containers with SIGTERM.

@@ -3,8 +3,9 @@
 A plan that says "2 to add" and an apply that then stops half way (a secret variable unset on the
 applying host, a port another process holds) is the surprise this module removes. Every problem
 is a SpecProblem at the spec key that causes it, all of them in one run (exit 1). It reads, never
-changes: a ping, the engine's version, one list of the containers publishing each port, the
-routing tables of the mlspec fronts on the engine, and on the engine's own host a bind of the port.
+changes: a ping, the engine's version, one list of the running containers (and on swarm of the
+services), the routing tables of the mlspec fronts on the engine, and on the engine's own host a
+bind of each port.
 Only a plan that reads live state runs it: PR mode and ``--refresh=false`` touch no target.
 """
 
@@ -130,25 +131,24 @@ class Holders:
     def __init__(self, client: Any, project: str, t: Target, local: bool):
         self.client, self.project, self.target, self.local = client, project, t, local
         self._fronts: dict[int, tuple[str, str]] | None = None  # port -> (front name, its project)
+        self._published: dict[int, list] | None = None
+        self._services: dict[int, list] | None = None
 
     def port(self, d: Deployment) -> str | None:
         """Why ``d.port`` cannot be published by apply, or None."""
         p, where = d.port, f"port {d.port} on target {self.target.name}"
         if self.target.type == "swarm":
-            for svc in self.client.api.services():
-                spec = svc.get("Spec") or {}
-                ports = ((spec.get("EndpointSpec") or {}).get("Ports")) or ()
-                if any(x.get("PublishedPort") == p for x in ports):
-                    if self._ours(spec.get("Labels") or {}):
-                        return None
-                    return f"{where} is published by service {spec.get('Name')}; remove it or choose another port"
+            for spec in self.services().get(p, ()):
+                if self._ours(spec.get("Labels") or {}):
+                    return None
+                return f"{where} is published by service {spec.get('Name')}; remove it or choose another port"
         else:
             front = self.fronts().get(p)
             if front and front[1] == self.project:
                 return None  # this project's front listens on it: apply moves the route
             if front:
                 return f"{where} is held by {front[0]}, the front of mlspec project {front[1]}; choose another port"
-        publishing = self.client.api.containers(filters={"publish": str(p)})
+        publishing = self.published().get(p, ())
         for c in publishing:
             if not self._ours(c.get("Labels") or {}):
                 name = (c.get("Names") or ["?"])[0].lstrip("/")
@@ -158,6 +158,25 @@ class Holders:
         if self.local and not bindable(p):
             return f"{where} is in use by another process on this host; free it or choose another port"
         return None
+
+    # One list call each per target, whatever the number of deployments.
+
+    def published(self) -> dict[int, list[Mapping[str, Any]]]:
+        if self._published is None:
+            self._published = {}
+            for c in self.client.api.containers():  # running ones: a stopped container holds nothing
+                for port in {x.get("PublicPort") for x in c.get("Ports") or ()} - {None}:
+                    self._published.setdefault(port, []).append(c)
+        return self._published
+
+    def services(self) -> dict[int, list[Mapping[str, Any]]]:
+        if self._services is None:
+            self._services = {}
+            for svc in self.client.api.services():
+                spec = svc.get("Spec") or {}
+                for x in (spec.get("EndpointSpec") or {}).get("Ports") or ():
+                    self._services.setdefault(x.get("PublishedPort"), []).append(spec)
+        return self._services
 
     def _ours(self, labels: Mapping[str, str]) -> bool:
         return labels.get(L.PROJECT) == self.project and labels.get(L.TARGET) == self.target.name

@@ -30,8 +30,9 @@ PORT_AT = "models/churn.yaml:23:11: deployments[0].port"
 class Fake:
     """Just what the pre-flight asks an engine."""
 
-    def __init__(self, api="1.41", version="20.10.24", published=(), fronts=()):
+    def __init__(self, api="1.41", version="20.10.24", published=(), fronts=(), services=(), manager=True):
         self._version, self._published, self._fronts = {"ApiVersion": api, "Version": version}, published, fronts
+        self._services, self._manager = services, manager
         self.api = self
         self.containers = self
 
@@ -44,8 +45,14 @@ class Fake:
     def list(self, filters=None):  # containers.list: the running fronts
         return list(self._fronts)
 
-    def __call__(self, filters=None):  # api.containers
-        return [c for c in self._published if str(c["port"]) == filters["publish"]]
+    def __call__(self):  # api.containers: the running ones
+        return list(self._published)
+
+    def services(self):
+        return list(self._services)
+
+    def info(self):
+        return {"Swarm": {"ControlAvailable": self._manager}}
 
 
 class Front:
@@ -98,7 +105,7 @@ def test_an_engine_too_old_is_named_at_its_target(repo):
 
 
 def test_a_port_published_by_another_container_is_named(repo):
-    client = Fake(published=[{"port": 18080, "Names": ["/web"], "Labels": {}}])
+    client = Fake(published=[{"Ports": [{"PrivatePort": 80, "PublicPort": 18080}], "Names": ["/web"], "Labels": {}}])
     assert problems(repo, client) == [
         f"{PORT_AT}: port 18080 on target local is published by container web; stop it or choose another port"]
 
@@ -113,6 +120,28 @@ def test_a_port_another_projects_front_holds_is_named_and_our_own_front_is_skipp
         s.bind(("127.0.0.1", 18080))
         s.listen()
         assert problems(repo, Fake(fronts=[ours]), local=True) == []
+
+
+SWARM = PROJECT.replace("{name: local, type: docker}", "{name: local, type: swarm}")
+
+
+def service(name: str, port: int, project: str | None = None) -> dict:
+    labels = {L.PROJECT: project, L.TARGET: "local"} if project else {}
+    return {"Spec": {"Name": name, "Labels": labels, "EndpointSpec": {"Ports": [{"PublishedPort": port}]}}}
+
+
+def test_on_swarm_a_port_another_service_publishes_is_named_and_ours_is_skipped(repo):
+    (repo / "mlspec.yaml").write_text(SWARM)
+    assert problems(repo, Fake(services=[service("web", 18080)])) == [
+        f"{PORT_AT}: port 18080 on target local is published by service web; remove it or choose another port"]
+    assert problems(repo, Fake(services=[service("mlspec-shop-local-churn-proxy", 18080, "shop")])) == []
+
+
+def test_a_swarm_target_that_is_no_manager_is_named(repo):
+    (repo / "mlspec.yaml").write_text(SWARM)
+    assert problems(repo, Fake(manager=False)) == [
+        "mlspec.yaml:5:5: targets[0]: the Docker engine of target local at unix:///var/run/docker.sock is not a "
+        "swarm manager; point the target at a manager (`docker swarm init` makes one)"]
 
 
 def test_every_problem_of_every_kind_in_one_run(repo):

@@ -1,8 +1,11 @@
 """Alertmanager routing by owner and severity, with inhibition: a model that is down silences its other alerts.
 
-Receivers are the project's ``monitoring.alertmanager.receivers`` (name -> webhook URL). An alert
-goes to the first receiver that exists among ``<owner>-<severity>``, ``<owner>``, ``<severity>``,
-and the default receiver.
+Receivers are the project's ``monitoring.alertmanager.receivers``: slack, pagerduty, email or
+webhook, each secret given as a file on the Alertmanager host (``api_url_file``,
+``routing_key_file``, ``auth_password_file``, ``url_file``, ``credentials_file``), so the
+committed file holds paths, never secrets; a plain URL is a webhook. An alert goes to the first
+receiver that exists among ``<owner>-<severity>``, ``<owner>``, ``<severity>``, and the default
+receiver (which, when no receiver of that name is given, has no integration: alerts stop there).
 """
 
 from __future__ import annotations
@@ -38,9 +41,20 @@ def routes(spec: Spec) -> list[dict]:
 
 
 def receivers(spec: Spec) -> list[dict]:
+    """Each receiver as Alertmanager reads it: {"name": ..., "<kind>_configs": [{...}]}."""
     mon = spec.project.monitoring
-    names = sorted({*mon.receivers, mon.default_receiver})
-    return [{"name": n, "url": mon.receivers.get(n)} for n in names]
+    out = []
+    for name in sorted({*mon.receivers, mon.default_receiver}):
+        r = mon.receivers.get(name)
+        if r is None:
+            out.append({"name": name})
+            continue
+        config = {k: v for k, v in r.config if k != "credentials_file"}
+        token = dict(r.config).get("credentials_file")
+        if token:
+            config["http_config"] = {"authorization": {"credentials_file": token}}
+        out.append({"name": name, f"{r.kind}_configs": [config]})
+    return out
 
 
 def alertmanager_yml(spec: Spec, env: jinja2.Environment) -> str:
@@ -57,9 +71,7 @@ def alertmanager_yml(spec: Spec, env: jinja2.Environment) -> str:
     expect_equal(problems, name, "route.receiver", route.get("receiver"), mon.default_receiver)
     got = [{"matchers": r.get("matchers"), "receiver": r.get("receiver")} for r in route.get("routes") or []]
     expect_equal(problems, name, "route.routes", got, rs)
-    got_recv = [{"name": r.get("name"), "url": (r.get("webhook_configs") or [{}])[0].get("url")}
-                for r in doc.get("receivers") or []]
-    expect_equal(problems, name, "receivers", got_recv, recv)
+    expect_equal(problems, name, "receivers", doc.get("receivers"), recv)
     expect_equal(problems, name, "inhibit_rules", doc.get("inhibit_rules"), [INHIBIT])
     if problems:
         raise GenerateError(problems)

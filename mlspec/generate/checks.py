@@ -41,9 +41,16 @@ def spec_problems(spec: Spec) -> list[str]:
     check(p, is_duration(mon.evaluation_interval), "mlspec.yaml: monitoring.evaluation_interval", "must be a positive duration")
     check(p, _url(mon.runbook_url), "mlspec.yaml: monitoring.runbook_url", "must be an http(s) URL")
     check(p, is_name(mon.default_receiver), "mlspec.yaml: monitoring.alertmanager.default_receiver", "must be a name")
-    for name, url in mon.receivers.items():
-        check(p, is_name(name), f"mlspec.yaml: monitoring.alertmanager.receivers.{name}", "must be a name")
-        check(p, _url(url), f"mlspec.yaml: monitoring.alertmanager.receivers.{name}", "must be an http(s) URL")
+    check(p, _url(mon.alertmanager_url), "mlspec.yaml: monitoring.alertmanager.url", "must be an http(s) URL")
+    check(p, _url(mon.datasource_url), "mlspec.yaml: monitoring.grafana.datasource_url", "must be an http(s) URL")
+    for name, r in mon.receivers.items():
+        where = f"mlspec.yaml: monitoring.alertmanager.receivers.{name}"
+        check(p, is_name(name), where, "must be a name")
+        for key, value in r.config:
+            ok = value.startswith("/") if key.endswith("_file") else (_url(value) if key == "url" else True)
+            check(p, ok and printable(value), f"{where}.{key}",
+                  "must be an absolute path on the Alertmanager host" if key.endswith("_file")
+                  else "must be an http(s) URL" if key == "url" else "must be one line of text")
     for t in spec.project.targets:
         check(p, is_name(t.name), f"mlspec.yaml: targets.{t.name}", "must be a name")
     names: list[tuple[str, str]] = []  # (alert name, spec file): SLO alerts included

@@ -73,8 +73,10 @@ def _mapping(data: dict, indent: int, out: list[str], first_inline: bool = False
                 _sequence(value, indent + 2, out)
             else:
                 out.append(f"{lead}{key}: []\n")
+        elif cls is int:  # exactly int (not bool): ruamel writes it plainly, as here
+            out.append(f"{lead}{key}: {value}\n")
         else:
-            raise _Unsure  # numbers, booleans, None: ruamel's business
+            raise _Unsure  # floats, booleans, None: ruamel's business
         lead = pad
 
 

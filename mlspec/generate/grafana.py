@@ -19,9 +19,8 @@ from mlspec.generate.quality_rules import RANGE as QUALITY_RANGE
 from mlspec.generate.rules import QUANTILES, RANGE
 from mlspec.spec.model import Model, Slo, Spec
 
-# Where Grafana reaches Prometheus and where the dashboards folder is mounted in Grafana: the
-# spec has no field for them yet; a project overrides the provisioning templates to change them.
-PROMETHEUS_URL = "http://127.0.0.1:9090"
+# Where the dashboards folder is mounted in Grafana: a project overrides the provisioning
+# templates to change it. Where Grafana reaches Prometheus is monitoring.grafana.datasource_url.
 SCHEMA_VERSION = 39
 
 
@@ -116,9 +115,10 @@ def quality_panels(spec: Spec, model: Model) -> list[dict]:
                                                {"color": "red", "value": 0.25}]}
     return [
         _panel(spec, 9, "timeseries", "Prediction mix by version", (0, 22, 8, 8),
-               [_q(f"mlspec:prediction_class_fraction:rate{r}{m}", "{{version}} class {{class}}")], "percentunit",
-               f"Share of predicted rows by class, over {r} (classifiers); the baseline is the label mix of "
-               "the evaluation dataset.", defaults={"custom": {"stacking": {"mode": "normal", "group": "A"}}}),
+               [_q(f"mlspec:prediction_class_fraction:rate{r}{m}", "{{version}} class {{class}}"),
+                _q(f"mlspec:prediction_cdf:rate{r}{m}", "{{version}} at most {{le}}")], "percentunit",
+               f"Classifiers: share of predicted rows by class. Regressors: share of predicted values at most "
+               f"each bucket edge (the label deciles of the evaluation dataset). Over {r}."),
         _panel(spec, 10, "timeseries", "Top drifting features (PSI)", (8, 22, 8, 8),
                [_q(f"topk(5, mlspec:feature_psi{m})", "{{version}} {{feature}}"),
                 _q(f"mlspec:prediction_psi{m}", "{{version}} prediction")], "none",
@@ -191,7 +191,7 @@ def dashboard_jsons(spec: Spec) -> Iterator[tuple[Model, str]]:
 
 def provisioning(spec: Spec, env: jinja2.Environment) -> dict[str, str]:
     """grafana/provisioning/{datasources,dashboards}/<project>.yml, rendered and read back."""
-    context = dict(project=spec.project.name, datasource_uid=datasource_uid(spec), prometheus_url=PROMETHEUS_URL,
+    context = dict(project=spec.project.name, datasource_uid=datasource_uid(spec), prometheus_url=spec.project.monitoring.datasource_url,
                    scrape_interval=spec.project.monitoring.scrape_interval, folder_uid=uid(spec.project.name, "mlspec"),
                    dashboards_path=f"/var/lib/grafana/dashboards/{spec.project.name}")
     files, problems = {}, []

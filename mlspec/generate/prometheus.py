@@ -61,10 +61,21 @@ def targets_files(spec: Spec) -> dict[str, str]:
             for t in sorted(spec.project.targets, key=lambda t: t.name)}
 
 
+def _alertmanager(url: str | None) -> dict | None:
+    """monitoring.alertmanager.url as Prometheus's alertmanager config: scheme, host:port, path."""
+    if url is None:
+        return None
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = f"[{parts.hostname}]" if ":" in (parts.hostname or "") else parts.hostname
+    return {"scheme": parts.scheme, "host": f"{host}:{port}", "path_prefix": parts.path or "/"}
+
+
 def prometheus_yml(spec: Spec, env: jinja2.Environment, rule_files: list[str], target_files: list[str]) -> str:
     mon = spec.project.monitoring
     context = dict(project=spec.project.name, job=JOB, scrape_interval=mon.scrape_interval,
                    evaluation_interval=mon.evaluation_interval, alertmanager_files=ALERTMANAGER_FILES, rule_files=rule_files, target_files=target_files)
+    context["alertmanager"] = _alertmanager(mon.alertmanager_url)
     text = render(env, "prometheus/prometheus.yml.j2", **context)
     doc = load_yaml(text, "prometheus/prometheus.yml")
     problems: list[str] = []
@@ -75,6 +86,10 @@ def prometheus_yml(spec: Spec, env: jinja2.Environment, rule_files: list[str], t
     expect_equal(problems, name, "global.scrape_interval", glob.get("scrape_interval"), mon.scrape_interval)
     expect_equal(problems, name, "global.evaluation_interval", glob.get("evaluation_interval"), mon.evaluation_interval)
     expect_equal(problems, name, "rule_files", doc.get("rule_files"), rule_files)
+    am = context["alertmanager"]
+    want = ([{"scheme": am["scheme"], "path_prefix": am["path_prefix"], "static_configs": [{"targets": [am["host"]]}]}]
+            if am else [{"file_sd_configs": [{"files": [ALERTMANAGER_FILES]}]}])
+    expect_equal(problems, name, "alerting.alertmanagers", (doc.get("alerting") or {}).get("alertmanagers"), want)
     jobs = [j for j in doc.get("scrape_configs") or [] if isinstance(j, dict) and j.get("job_name") == JOB]
     files = [f for j in jobs for sd in j.get("file_sd_configs") or [] for f in sd.get("files") or []]
     expect_equal(problems, name, f"scrape job {JOB}: file_sd files", files, target_files)

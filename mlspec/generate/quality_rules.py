@@ -83,16 +83,15 @@ def quality_recordings(model: Model, baselines: dict[tuple[str, str], dict]) -> 
                 f"sum by (model, version, feature, le) (rate(mlspec_feature_value_bucket{sel}[{r}]))\n"
                 f"/ ignoring (le) group_left\n"
                 f"sum by (model, version, feature) (rate(mlspec_feature_value_count{sel}[{r}]))", {}))
-    if "class" in kinds:
-        out.append((CLASS_FRACTION,
-                    f"sum by (model, version, class) (rate(mlspec_predictions_total{sel}[{r}]))\n"
-                    f"/ ignoring (class) group_left\n"
-                    f"sum by (model, version) (rate(mlspec_predictions_total{sel}[{r}]))", {}))
-    if "numeric" in kinds:
-        out.append((PREDICTION_CDF,
-                    f"sum by (model, version, le) (rate(mlspec_prediction_value_bucket{sel}[{r}]))\n"
-                    f"/ ignoring (le) group_left\n"
-                    f"sum by (model, version) (rate(mlspec_prediction_value_count{sel}[{r}]))", {}))
+    # Both, whatever the versions predict: the dashboard's prediction mix reads one or the other.
+    out.append((CLASS_FRACTION,
+                f"sum by (model, version, class) (rate(mlspec_predictions_total{sel}[{r}]))\n"
+                f"/ ignoring (class) group_left\n"
+                f"sum by (model, version) (rate(mlspec_predictions_total{sel}[{r}]))", {}))
+    out.append((PREDICTION_CDF,
+                f"sum by (model, version, le) (rate(mlspec_prediction_value_bucket{sel}[{r}]))\n"
+                f"/ ignoring (le) group_left\n"
+                f"sum by (model, version) (rate(mlspec_prediction_value_count{sel}[{r}]))", {}))
     for version, b in mine.items():
         for f in b["features"]:
             labels = {"model": m, "version": version, "feature": f["name"]}

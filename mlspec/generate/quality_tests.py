@@ -81,17 +81,14 @@ def _drift(rules: ModelRules, rule: AlertRule, base: dict, by: dict, minutes: in
         fired["basis"] = "class" if kind == "class" else "value"
     psi = (f'mlspec:feature_psi{{model="{ids["model"]}", feature="{target}"}}' if target != "(prediction)"
            else f'mlspec:prediction_psi{{model="{ids["model"]}"}}')
-    sample_labels = {k: v for k, v in fired.items() if k != "feature" or target != "(prediction)"}
-    high = [{"expr": f"{psi} > bool {rule.alert.threshold}", "samples": [{"labels": _labels(sample_labels), "value": 1}]}]
-    low = [{"expr": f"{psi} < bool 0.001", "samples": [{"labels": _labels(sample_labels), "value": 1}]}]
+    psi = psi[:-1] + f', version="{ids["version"]}"}}'
+    # sum(): one series with no labels, so the expected sample is just its value.
+    high = [{"expr": f"sum({psi} > bool {rule.alert.threshold})", "samples": [{"value": 1}]}]
+    low = [{"expr": f"sum({psi} < bool 0.001)", "samples": [{"value": 1}]}]
     return [_test(f"{n} fires when every row of {target} is above the baseline's top bucket", series, rule,
                   minutes, fired, high),
             _test(f"{n} is silent on inputs shaped like the baseline", calm, rule, minutes, None, low),
             _test(f"{n} is silent on a shifted input of 60 rows an hour", few, rule, minutes, None)]
-
-
-def _labels(labels: dict) -> str:
-    return "{" + ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"
 
 
 def _feedback(base: dict, correct: Decimal, wrong: Decimal, minutes: int) -> list[dict]:

@@ -113,14 +113,9 @@ def _env_text(value: str | int | float | bool) -> str:
 def _receiver(r: str | w.Receiver) -> m.Receiver:
     """The Alertmanager config entry of a receiver; a plain string is the old form, a webhook URL."""
     if isinstance(r, str):
-        return m.Receiver("webhook", MappingProxyType({"url": r}))
-    if r.kind == "webhook":
-        config = {"url": r.url} if r.url is not None else {"url_file": r.url_file}
-        if r.credentials_file:
-            config["http_config"] = {"authorization": {"credentials_file": r.credentials_file}}
-        return m.Receiver("webhook", MappingProxyType(config))
+        return m.Receiver("webhook", (("url", r),))
     fields = sorted(f for f in r.model_fields_set if f != "kind")
-    return m.Receiver(r.kind, MappingProxyType({f.rstrip("_"): getattr(r, f) for f in fields}))
+    return m.Receiver(r.kind, tuple((f.rstrip("_"), getattr(r, f)) for f in fields))
 
 
 def build_project(p: w.ProjectDoc) -> m.Project:

@@ -140,7 +140,9 @@ class Target:
 @dataclass(frozen=True)
 class Receiver:
     kind: str  # slack | pagerduty | email | webhook
-    config: Mapping[str, object]  # the Alertmanager <kind>_configs entry: secrets only as *_file paths
+    # (key, value) of the Alertmanager <kind>_configs entry, secrets only as *_file paths;
+    # a webhook's credentials_file goes under http_config.authorization when rendered
+    config: tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True)

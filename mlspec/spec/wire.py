@@ -13,6 +13,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Fiel
 from mlspec.spec.units import AlertName, Comparison, Duration, EnvName, MetricName, Name, Pin, Sha256, Size, Version
 from mlspec.spec.units import ImageRef, PackageName, Registry
 
+from mlspec.spec.units import _text  # the pattern helper of the types in units
+
 API_VERSION = "mlspec/v1"
 
 
@@ -54,6 +56,9 @@ RECEIVER_FIELDS = {
     "email": ({"to", "from_", "smarthost"}, {"auth_username", "auth_password_file"}),
     "webhook": (set(), {"url", "url_file", "credentials_file"}),
 }
+
+
+HttpUrl = _text(r"^https?://[^\s/?#@]+(/[^\s?#]*)?$", "an http(s) URL such as http://127.0.0.1:9093")
 
 
 class Receiver(Strict):
@@ -99,7 +104,7 @@ ReceiverValue = Annotated[
 
 
 class Alertmanager(Strict):
-    url: str | None = Field(
+    url: HttpUrl | None = Field(
         None, description="Where Prometheus sends alerts, e.g. http://127.0.0.1:9093; omitted = the alertmanagers/*.json file_sd files")
     default_receiver: Name = "default"
     receivers: dict[Name, ReceiverValue] = Field(
@@ -109,7 +114,7 @@ class Alertmanager(Strict):
 
 
 class Grafana(Strict):
-    datasource_url: str = Field("http://127.0.0.1:9090", description="Where Grafana reaches Prometheus")
+    datasource_url: HttpUrl = Field("http://127.0.0.1:9090", description="Where Grafana reaches Prometheus")
 
 
 class Monitoring(Strict):

@@ -27,6 +27,7 @@ from mlspec.errors import ApplyError
 
 DIR = "/run/secrets"
 READY = f"{DIR}/.mlspec-ready"
+EXEC_TIMEOUT = 60  # seconds; the writer needs milliseconds
 # Reads "<NAME> <length>\n<value bytes>" records until ". 0"; each file is written under a
 # temporary name and renamed, so the model never sees half a value. Names are spec-checked
 # environment names ([A-Za-z_][A-Za-z0-9_]*), safe in a path.
@@ -69,8 +70,11 @@ def deliver(client: Any, container: Any, values: Mapping[str, str], address: str
         eid = client.api.exec_create(container.id, ["sh", "-c", WRITER], stdin=True, stdout=True,
                                      stderr=True)["Id"]
         sock = client.api.exec_start(eid, socket=True)
+        raw = getattr(sock, "_sock", sock)
         try:
-            getattr(sock, "_sock", sock).sendall(payload(values))
+            if hasattr(raw, "settimeout"):
+                raw.settimeout(EXEC_TIMEOUT)  # a writer that waits for bytes never sent must not hang apply
+            raw.sendall(payload(values))
             out = b"".join(data for _, data in frames_iter(sock, tty=False))
         finally:
             sock.close()

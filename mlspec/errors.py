@@ -27,18 +27,20 @@ class SpecProblem:
 
     def github(self) -> str:
         # GitHub workflow commands: the message is data, so %, CR and LF must be escaped.
-        msg = shown((f"{self.key}: " if self.key else "") + self.message)
+        msg = shown((f"{self.key}: " if self.key else "") + self.message, breaks=True)
         msg = msg.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
         path = shown(self.path).replace("%", "%25").replace(",", "%2C").replace(":", "%3A")
         return f"::error file={path},line={self.line},col={self.col}::{msg}"
 
 
-def shown(text: str) -> str:
+def shown(text: str, *, breaks: bool = False) -> str:
     """Text safe to print: a character that is not printable (a control, a terminal escape, a
-    bidirectional override such as U+202E in a file name) is shown as its escape."""
+    bidirectional override such as U+202E in a file name) is shown as its escape; with ``breaks``,
+    CR and LF stay (GitHub's annotations escape them their own way)."""
     if text.isprintable():
         return text
-    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+    keep = "\r\n" if breaks else ""
+    return "".join(ch if ch.isprintable() or ch in keep else ascii(ch)[1:-1] for ch in text)
 
 
 class SpecError(MlspecError):

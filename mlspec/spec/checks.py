@@ -224,6 +224,13 @@ def check_model(doc: Document, root: Path | None, project: ProjectDoc | None) ->
             yield doc.at(("deployments", i, "target"), f"unknown target; the project defines {', '.join(sorted(targets)) or 'none'}")
         if d.version not in versions:
             yield doc.at(("deployments", i, "version"), "unknown version; add it under versions first")
+        target = targets.get(d.target) if targets is not None else None
+        if target is not None and target.type == "swarm":
+            # Swarm refuses a service name over 63 characters, at apply time; the front is the longest.
+            front = f"mlspec-{project.name}-{d.target}-{d.name or m.name}-proxy"
+            if len(front) > 63:
+                yield doc.at(("deployments", i, "name" if d.name else "target"),
+                             f"the swarm service {front} would be {len(front)} characters; Swarm allows 63 (shorten the deployment, target or project name)")
         clash = set(d.env) & set(d.secrets)
         for key in sorted(clash):
             yield doc.at(("deployments", i, "secrets", key), "also set in env; a variable is either env or a secret")

@@ -93,9 +93,13 @@ def _duration_range(value: str) -> str:
     return value
 
 
+_MIN_MEMORY = 6 * 1024**2  # Docker refuses a smaller memory limit ("Minimum memory limit allowed is 6MB")
+
+
 def _positive_size(value: str) -> str:
-    if size_bytes(value) == 0:
-        raise ValueError("must be more than 0")
+    # Sizes are memory limits: 0m would reach the engine as "no limit", 1m as an error at apply.
+    if size_bytes(value) < _MIN_MEMORY:
+        raise ValueError("must be at least 6m (Docker's smallest memory limit)")
     return value
 
 

@@ -99,11 +99,12 @@ class DockerTarget:
             raise ApplyError(f"{d.address}: {self._refused.pop(d.name)}")
         live = self.infra.containers("model", d.name)
         want = C.identity(C.model_labels(r))
-        # A container the engine restarted lost its secret files (secret_files.py): replaced.
-        keep = [c for c in live if C.identity(c.labels) == want and infra.serving(c, d.name)
-                and not secrets_lost(c.attrs)]
-        leftovers = [c for c in live if C.identity(c.labels) == want and c not in keep]
-        old = [c for c in live if C.identity(c.labels) != want]
+        # Secrets not (or no longer) files: the container is replaced like an old version, after
+        # the new one is ready (an older mlspec's still serves; see secrets_lost).
+        lost = [c for c in live if C.identity(c.labels) == want and secrets_lost(c.attrs)]
+        keep = [c for c in live if C.identity(c.labels) == want and infra.serving(c, d.name) and c not in lost]
+        leftovers = [c for c in live if C.identity(c.labels) == want and c not in keep + lost]
+        old = [c for c in live if C.identity(c.labels) != want] + lost
         self._stop(leftovers, "leftover")
         start, retire = replica_moves(keep, d.replicas)
         fresh = self._start(r, start, self._planned.pop(d.name, [])) if start else []

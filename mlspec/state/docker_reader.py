@@ -61,10 +61,14 @@ def _label_json(labels: Mapping[str, str]) -> dict[str, Any]:
 
 
 def secrets_lost(attrs: Mapping[str, Any]) -> bool:
-    """A docker-target container whose secret files (a tmpfs written after each start by
-    mlspec/apply/secret_files.py) went with a restart by the engine."""
-    env_list = (attrs.get("Config") or {}).get("Env") or ()
-    return int(attrs.get("RestartCount") or 0) > 0 and any(e.startswith(SECRETS_READY + "=") for e in env_list)
+    """A docker-target container whose secrets are not, or no longer, files: made by an older
+    mlspec that put them in its environment, or restarted by the engine (the tmpfs that
+    mlspec/apply/secret_files.py writes after each start went with the restart)."""
+    cfg = attrs.get("Config") or {}
+    if not _label_json(cfg.get("Labels") or {}).get("secrets"):
+        return False
+    delivered = any(e.startswith(SECRETS_READY + "=") for e in cfg.get("Env") or ())
+    return not delivered or int(attrs.get("RestartCount") or 0) > 0
 
 
 def _kept_env(env_list: Iterable[str], labels: Mapping[str, str], lost: bool = False) -> dict[str, str | None]:

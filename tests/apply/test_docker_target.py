@@ -140,6 +140,31 @@ def test_a_container_restarted_by_the_engine_lost_its_secrets_and_the_next_deplo
     assert infer(rollout.port, ROW)["model_version"] == "1.1.0"
 
 
+def test_a_container_with_its_secret_in_the_environment_is_replaced_without_failing_a_request(
+        engine, target, rollout):
+    # As an older mlspec left it: the same config hash, the value in Config.Env, in rotation.
+    from mlspec.apply import containers as C
+    from mlspec.apply import readiness
+    r = rollout("1.1.0")
+    target.deploy(r)
+    [made] = models(engine, r.project)
+    args = C.model_create_args(r, engine.images.get(r.image).attrs["Config"]["User"], target.infra.pod.id,
+                               target.infra.allocate())
+    args["environment"] = {k: v for k, v in args["environment"].items()
+                           if not k.endswith("_FILE") and k != "MLSPEC_SECRETS_READY"} | {"API_KEY": SECRET}
+    args["tmpfs"] = {"/tmp": args["tmpfs"]["/tmp"]}
+    older = engine.containers.run(**args)
+    assert readiness.wait(target.infra.pod, {older: f"127.0.0.1:{serving_port(older)}"}, 60) is None
+    target.infra.table.route({"churn": {"port": rollout.port, "backends": [serving_port(older)]}})
+    target._stop([made], "test")
+    with Load(rollout.port) as load:
+        DockerTarget(engine, r.project, "local", target.proxy_image, publish_address="127.0.0.1").deploy(r)
+    [now] = models(engine, r.project)
+    assert now.id not in (older.id, made.id) and read_secret(now) == SECRET
+    assert load.failed == [] and load.ok > 0
+    assert SECRET not in engine_view(engine, r.project)
+
+
 def test_a_missing_secret_variable_is_named_and_nothing_starts(engine, target, rollout, monkeypatch):
     monkeypatch.delenv("CHURN_API_KEY")
     with pytest.raises(ApplyError, match="CHURN_API_KEY"):

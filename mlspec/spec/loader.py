@@ -301,6 +301,8 @@ def _plain_booleans(node: Any, seen: set[int]) -> Any:
     if id(node) in seen:  # aliases may make the tree a graph, even a cycle
         return node
     seen.add(id(node))
+    if isinstance(node, CommentedMap):
+        _explicit_keys(node)
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for k, v in list(items):
         if isinstance(v, ScalarBoolean):
@@ -313,6 +315,21 @@ def _plain_booleans(node: Any, seen: set[int]) -> Any:
 
 
 _CORE_TAGS = {"tag:yaml.org,2002:str": str, "tag:yaml.org,2002:int": int, "tag:yaml.org,2002:float": float}
+
+
+def _explicit_keys(node: CommentedMap) -> None:
+    # `!!str LOG_LEVEL: info`: the key too is what its tag says; re-keyed in order, marks kept.
+    own = node.lc.data or {}
+    if not any(isinstance(k, TaggedScalar) for k in own):
+        return
+    items = [(k, node[k], own.get(k)) for k in list(own)]
+    for k, _, _ in items:
+        del node[k]
+    for k, v, mark in items:
+        key = _explicit(k) if isinstance(k, TaggedScalar) else k
+        node[key] = v
+        if mark is not None:
+            node.lc.data[key] = mark
 
 
 def _explicit(v: TaggedScalar) -> Any:

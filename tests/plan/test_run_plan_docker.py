@@ -38,7 +38,8 @@ def applied(tmp_path, docker_client, base_image, project_name, made, free_port, 
     c = docker_client.containers.create(
         tag, ["python3", "-c", "import time; time.sleep(3600)"], name=f"{project_name}-churn-1",
         labels=deployment_labels(project_name, d, tag, build_hash(builds[("churn", "1.1.0")]), "c0ffee"),
-        environment={"LOG_LEVEL": "info", "API_KEY_FILE": "/run/secrets/API_KEY"}, ports={"8080/tcp": ("127.0.0.1", free_port)},
+        environment={"LOG_LEVEL": "info", "API_KEY_FILE": "/run/secrets/API_KEY",
+                     "MLSPEC_SECRETS_READY": "/run/secrets/.mlspec-ready"}, ports={"8080/tcp": ("127.0.0.1", free_port)},
         mem_limit="512m", nano_cpus=10**9)
     c.start()
     made.append(c)

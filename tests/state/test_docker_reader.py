@@ -36,7 +36,8 @@ def world(docker_client, base_image, project_name, made, free_port):
         lab = deployment_labels(project_name, d, image, "f" * 64, "c0ffee") | (labels or {})
         c = docker_client.containers.create(
             image, SLEEP, name=f"{project_name}-churn-{i}", labels=lab,
-            environment={k: v for k, v in ({"LOG_LEVEL": "info", "API_KEY_FILE": "/run/secrets/API_KEY"}
+            environment={k: v for k, v in ({"LOG_LEVEL": "info", "API_KEY_FILE": "/run/secrets/API_KEY",
+                                             "MLSPEC_SECRETS_READY": "/run/secrets/.mlspec-ready"}
                                             | (env or {})).items() if v is not None},
             ports={"8080/tcp": ("127.0.0.1", d.port)} if publish else {}, mem_limit="512m", nano_cpus=10**9)
         if start:

@@ -121,3 +121,14 @@ def test_a_model_file_name_with_a_bidi_character_is_shown_escaped(repo):
     assert result.exit_code == 1
     assert "\u202e" not in result.output
     assert "models/ch\\u202eurn.yaml:3:7: name: must be the file's name" in result.stderr
+
+
+def test_history_shows_a_hostile_commit_message_and_author_escaped():
+    from mlspec.gitops.history import Change, Event
+    from mlspec.gitops.report import history_text
+
+    event = Event("0" * 40, "Eve\x1b]0;pwned\x07", "eve@example.com", "2024-01-01T00:00:00+00:00",
+                  "churn: promote \u202e0.0.1", Change("churn", "version-added", "1.0.0"))
+    text = history_text([event])
+    assert "\x1b" not in text and "\u202e" not in text
+    assert "Eve\\x1b]0;pwned\\x07 <eve@example.com>" in text and "promote \\u202e0.0.1" in text

@@ -6,6 +6,7 @@ import json
 from itertools import groupby
 from typing import Sequence
 
+from mlspec.errors import shown
 from mlspec.gitops.history import Change, Event
 
 JSON_FORMAT_VERSION = "1.0"
@@ -38,8 +39,9 @@ def history_text(events: Sequence[Event]) -> str:
         batch = list(group)
         first = batch[0]
         note = "  (the spec did not validate at this commit)" if not first.valid else ""
-        out.append(f"{first.commit[:10]}  {first.date}  {first.author} <{first.email}>{note}")
-        out.append(f"    {first.message}")
+        # Authors and messages are anyone's text: a terminal escape or a bidi override is shown escaped.
+        out.append(shown(f"{first.commit[:10]}  {first.date}  {first.author} <{first.email}>{note}"))
+        out.append(shown(f"    {first.message}"))
         out += [f"  {change_line(e.change)}" for e in batch]
         out.append("")
     return "\n".join(out)

@@ -43,9 +43,12 @@ def _sel(**labels: str) -> str:
 
 
 def _shares(cdf: str, base: dict[str, str], le: list[str]) -> str:
-    """Each bucket's live share from the cumulative fractions: cdf(le_i) - cdf(le_(i-1)), by ``le``."""
+    """Each bucket's live share from the cumulative fractions: cdf(le_i) - cdf(le_(i-1)), by ``le``.
+
+    ``group_left``: one-to-one matching drops the ignored ``le`` from the result, and every
+    bucket's share would then have the same labels; many-to-one keeps the left side's ``le``."""
     sel = [f"{cdf}{_sel(**base, le=x)}" for x in [*le, "+Inf"]]
-    return "\nor\n".join([sel[0]] + [f"{sel[i]} - ignoring (le) {sel[i - 1]}" for i in range(1, len(sel))])
+    return "\nor\n".join([sel[0]] + [f"{sel[i]} - ignoring (le) group_left {sel[i - 1]}" for i in range(1, len(sel))])
 
 
 def _constants(label: str, values: list[str], fractions: list[float]) -> str:

@@ -85,6 +85,10 @@ def _drift(rules: ModelRules, rule: AlertRule, base: dict, by: dict, minutes: in
     # sum(): one series with no labels, so the expected sample is just its value.
     high = [{"expr": f"sum({psi} > bool {rule.alert.threshold})", "samples": [{"value": 1}]}]
     low = [{"expr": f"sum({psi} < bool 0.001)", "samples": [{"value": 1}]}]
+    if target != "(prediction)":  # every bucket has its own live share (one series per `le`)
+        spec = next(f for f in rules.baselines[(ids["model"], ids["version"])]["features"] if f["name"] == target)
+        shares = f'mlspec:feature_share:rate1h{{model="{ids["model"]}", version="{ids["version"]}", feature="{target}"}}'
+        high.append({"expr": f"count({shares})", "samples": [{"value": len(spec["le"]) + 1}]})
     return [_test(f"{n} fires when every row of {target} is above the baseline's top bucket", series, rule,
                   minutes, fired, high),
             _test(f"{n} is silent on inputs shaped like the baseline", calm, rule, minutes, None, low),

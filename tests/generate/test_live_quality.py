@@ -1,0 +1,178 @@
+"""Live proof of the quality rules: the real server with the quickstart's model and baseline,
+scraped by a real Prometheus that loads the generated rules file.
+
+Traffic shaped like the evaluation dataset keeps every feature's PSI small and the drift alert
+silent; inputs shifted above the top bucket of one feature drive its PSI up and the drift alert
+to firing, naming that feature; wrong labels sent as feedback drive the live-accuracy alert to
+firing. The scrape config is the test's own (one static target, the labels the generated
+file_sd would give): the generated scrape path goes through the front, which this test does
+not start. Every wait is bounded; every process started here is stopped by its pid.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from mlspec.generate import baseline, generate, write_files
+from mlspec.spec import load_spec
+from tests.generate.conftest import REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.promtool]
+
+QUICKSTART = REPO / "examples" / "quickstart"
+HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 only, no proxy
+
+
+def wait_for(what, probe, timeout=90.0, every=0.5):
+    deadline, last = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        try:
+            last = probe()
+            if last:
+                return last
+        except (OSError, ValueError, KeyError) as e:
+            last = e
+        time.sleep(every)
+    pytest.fail(f"{what}: not within {timeout:.0f}s (last: {last!r})")
+
+
+def call(url: str, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data, {"Content-Type": "application/json"} if data else {})
+    with HTTP.open(req, timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def started():
+    procs: list[subprocess.Popen] = []
+
+    def start(args, log: Path, env=None):
+        with open(log, "wb") as out:
+            procs.append(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env))
+        return procs[-1]
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=10)
+
+
+def quality_spec(root: Path):
+    """The quickstart's churn model, 1.1.0 deployed, with a drift and a live-accuracy alert that
+    fire one second after their condition holds."""
+    shutil.copytree(QUICKSTART / "models" / "churn", root / "models" / "churn")
+    (root / "mlspec.yaml").write_text(
+        "apiVersion: mlspec/v1\nkind: Project\nname: live\ntargets: [{name: local, type: docker}]\n"
+        "monitoring: {output: monitoring/, scrape_interval: 1s, evaluation_interval: 1s}\n")
+    model = (QUICKSTART / "models" / "churn.yaml").read_text()
+    (root / "models" / "churn.yaml").write_text(
+        model[: model.index("deployments:")]
+        + "deployments:\n  - {target: local, version: 1.1.0, port: 18080}\n"
+        + "alerts:\n  - {kind: drift, threshold: 0.25, for: 1s, severity: ticket}\n"
+        + "  - {kind: live_accuracy, threshold: 0.8, min_samples: 50, for: 1s, severity: page}\n")
+    return load_spec(root)
+
+
+def test_a_shifted_input_fires_drift_and_wrong_feedback_fires_live_accuracy(tmp_path, started, prometheus):
+    repo = tmp_path / "repo"
+    spec = quality_spec(repo)
+    write_files(repo, generate(spec))
+    ev = spec.model("churn").version("1.1.0").evaluation
+    (tmp_path / "baseline.json").write_text(baseline.to_json(baseline.compute((repo / ev.dataset.path).read_bytes(), "label")))
+
+    art = spec.model("churn").version("1.1.0").artifact
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLSPEC_")}
+    env.update(MLSPEC_MODEL="churn", MLSPEC_VERSION="1.1.0", MLSPEC_ARTIFACT=str(repo / art.path),
+               MLSPEC_ARTIFACT_SHA256=art.sha256, MLSPEC_HOST="127.0.0.1", MLSPEC_PORT=str(free_port()),
+               MLSPEC_BASELINE=str(tmp_path / "baseline.json"))
+    server = started([sys.executable, "-m", "mlspec.serving"], tmp_path / "server.log", env)
+    base = f"http://127.0.0.1:{env['MLSPEC_PORT']}"
+    wait_for("the server ready", lambda: server.poll() is None and call(f"{base}/v2/health/ready")["ready"], 60)
+
+    rules = repo / "monitoring" / "prometheus" / "rules" / "churn.rules.yml"
+    labels = {"model": "churn", "version": "1.1.0", "target": "local", "deployment": "churn", "replica": "1"}
+    (tmp_path / "prometheus.yml").write_text(json.dumps({
+        "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "rule_files": [str(rules)],
+        "scrape_configs": [{"job_name": "mlspec", "honor_labels": True,
+                            "static_configs": [{"targets": [base[len("http://"):]], "labels": labels}]}]}))
+    web = free_port()
+    prometheus_proc = started([prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
+                               f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{web}"],
+                              tmp_path / "prometheus.log")
+    api = f"http://127.0.0.1:{web}/api/v1"
+    wait_for("Prometheus ready", lambda: prometheus_proc.poll() is None and HTTP.open(
+        f"http://127.0.0.1:{web}/-/ready", timeout=5).status == 200, 60)
+
+    def query(expr: str) -> dict[str, float]:
+        out = call(f"{api}/query?query={urllib.parse.quote(expr)}")["data"]["result"]
+        return {r["metric"].get("feature", ""): float(r["value"][1]) for r in out}
+
+    def firing(name: str) -> list[dict]:
+        return [a["labels"] for a in call(f"{api}/alerts")["data"]["alerts"]
+                if a["labels"]["alertname"] == name and a["state"] == "firing"]
+
+    with open(repo / ev.dataset.path, newline="") as f:
+        rows = [[float(v) for v in r[:4]] for r in list(csv.reader(f))[1:]]
+
+    def infer(batch):
+        body = {"inputs": [{"name": "input", "shape": [len(batch), 4], "datatype": "FP64", "data": batch}]}
+        return call(f"{base}/v2/models/churn/infer", body)
+
+    # Traffic only once Prometheus holds a first sample: an increase before it is invisible to rate().
+    wait_for("the first scrape", lambda: query('mlspec_feature_value_count{model="churn"}'))
+    # The evaluation data itself: every PSI near 0, no drift.
+    for i in range(0, len(rows), 100):
+        infer(rows[i:i + 100])
+    def psi_of_all():
+        got = query('mlspec:feature_psi{model="churn"}')
+        return len(got) == 4 and all(v == v for v in got.values()) and got  # v == v: not NaN
+
+    calm = wait_for("PSI of the four features", psi_of_all)
+    assert max(calm.values()) < 0.05, calm
+    assert not firing("ChurnDrift")
+
+    # Then 2,000 rows with tenure far above the dataset's top decile.
+    shifted = [[r[0] + 10, *r[1:]] for r in rows] * 4
+    for i in range(0, len(shifted), 100):
+        infer(shifted[i:i + 100])
+    drift = wait_for("ChurnDrift firing", lambda: firing("ChurnDrift"))
+    assert {a["feature"] for a in drift} == {"tenure"}, drift
+    psi = query('mlspec:feature_psi{model="churn"}')
+    assert psi["tenure"] > 1 and max(v for k, v in psi.items() if k != "tenure") < 0.05, psi
+
+    # Feedback: the opposite of every prediction, for 60 rows (over the 50-row minimum).
+    assert not firing("ChurnLiveAccuracy")
+    for _ in range(3):
+        short = infer(shifted[:20])  # responses of 20 rows, within what the server remembers
+        predicted = next(o for o in short["outputs"] if o["name"] == "predict")["data"]
+        got = call(f"{base}/v2/models/churn/feedback", {"id": short["id"], "labels": [1 - p for p in predicted]})
+        assert got == {"id": short["id"], "correct": 0, "incorrect": 20}
+    accuracy = wait_for("ChurnLiveAccuracy firing", lambda: firing("ChurnLiveAccuracy"))
+    assert [(a["model"], a["version"], a["severity"]) for a in accuracy] == [("churn", "1.1.0", "page")]

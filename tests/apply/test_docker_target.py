@@ -165,6 +165,52 @@ def test_a_container_with_its_secret_in_the_environment_is_replaced_without_fail
     assert SECRET not in engine_view(engine, r.project)
 
 
+class TcpEngine:
+    """The local engine's API on a TCP port (as DOCKER_HOST=tcp://... reaches a remote one): a
+    forwarder to the unix socket, so the secret writer's exec runs over a plain TCP stream."""
+
+    def __init__(self):
+        self.server = socket.create_server(("127.0.0.1", 0))
+        self.url = f"tcp://127.0.0.1:{self.server.getsockname()[1]}"
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            engine = socket.socket(socket.AF_UNIX)
+            engine.connect("/var/run/docker.sock")
+            for a, b in ((conn, engine), (engine, conn)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(a, b):
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+            b.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def test_secrets_reach_the_model_through_an_engine_reached_over_tcp(engine, rollout, base_image):
+    import docker
+    tcp = TcpEngine()
+    client = docker.DockerClient(base_url=tcp.url)
+    r = rollout("1.0.0")
+    t = DockerTarget(client, r.project, "local", base_image, publish_address="127.0.0.1")
+    try:
+        t.deploy(r)
+        [c] = models(engine, r.project)
+        assert read_secret(c) == SECRET and infer(rollout.port, ROW)["model_version"] == "1.0.0"
+    finally:
+        t.destroy("churn")
+        tcp.server.close()
+        client.close()
+
+
 def test_a_missing_secret_variable_is_named_and_nothing_starts(engine, target, rollout, monkeypatch):
     monkeypatch.delenv("CHURN_API_KEY")
     with pytest.raises(ApplyError, match="CHURN_API_KEY"):

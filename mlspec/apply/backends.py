@@ -12,7 +12,7 @@ import docker.errors
 from mlspec.apply import build, lock, push
 from mlspec.apply.containers import Rollout
 from mlspec.apply.docker_target import DockerTarget
-from mlspec.spec.model import Model, Spec
+from mlspec.spec.model import Spec
 
 Log = Callable[[str], None]
 
@@ -22,7 +22,7 @@ class Images(Protocol):
 
     def present(self, tag: str) -> bool: ...  # on this engine (pulled when only the registry has it)
 
-    def build(self, model: Model, version: str, tag: str, build_hash: str, on_log: Log) -> str: ...
+    def build(self, model: str, version: str, tag: str, build_hash: str, on_log: Log) -> str: ...
 
     def push(self, tag: str, on_log: Log) -> str: ...  # the digest
 
@@ -61,8 +61,8 @@ class DockerImages:
                 return False
         return False
 
-    def build(self, model: Model, version: str, tag: str, build_hash: str, on_log: Log) -> str:
-        return build.build_image(self.client, self.spec, model, version, tag, on_log,
+    def build(self, model: str, version: str, tag: str, build_hash: str, on_log: Log) -> str:
+        return build.build_image(self.client, self.spec, self.spec.model(model), version, tag, on_log,
                                  build_hash=build_hash, commit=self.commit, base_image=self.base_image)
 
     def push(self, tag: str, on_log: Log) -> str:

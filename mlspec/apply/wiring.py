@@ -82,7 +82,7 @@ def image_gates(spec: Spec, engines: Engines, images_for: Callable[[str | None],
         images = images_for(where)
         if not images.present(tag):
             log(f"image.{model}@{version}: building {tag} (for evaluation, not pushed)")
-            images.build(spec.model(model), version, tag, bhash, log)
+            images.build(model, version, tag, bhash, log)
         with guard:
             present.add((where, tag))
         return tag

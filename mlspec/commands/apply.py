@@ -3,6 +3,7 @@ stale), show it, ask, then execute it. Thin: takes its streams, returns the exit
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shlex
 import sys
@@ -17,6 +18,7 @@ from mlspec.apply.applier import Applier
 from mlspec.apply.wiring import Engines, real_backends
 from mlspec.commands.plan import _options, live_plan, load, render, use_color
 from mlspec.errors import MlspecError
+from mlspec.plan.actions import with_secret_refs
 from mlspec.plan.records import Plan
 from mlspec.plan.saved import check_fresh, load_plan, observed_fingerprint, spec_digest
 from mlspec.spec.model import Spec
@@ -86,7 +88,7 @@ def planned(spec: Spec, texts: dict[str, str], opts: ApplyOptions, factory=clien
     live = live_plan(spec, options, refresh=o.get("refresh", True), factory=factory)
     if saved:
         check_fresh(saved, spec_digest(texts), observed_fingerprint(live.observed))
-        return live.builds, saved.plan
+        return live.builds, dataclasses.replace(saved.plan, actions=with_secret_refs(saved.plan.actions, spec.deployments))
     return live.builds, live.plan
 
 
@@ -119,6 +121,6 @@ def run_apply(root: str | Path, opts: ApplyOptions, *, out: TextIO, stdin: TextI
 def _execute(spec: Spec, builds, plan: Plan, engines: Engines, opts: ApplyOptions, log, out: TextIO) -> int:
     commit = head_commit(spec.root)
     backends = real_backends(spec, engines, log, commit, wait=opts.wait)
-    result = Applier(spec, builds, backends, parallelism=opts.parallelism, log=log, commit=commit).apply(plan)
+    result = Applier(spec.project.name, backends, parallelism=opts.parallelism, log=log, commit=commit).apply(plan)
     out.write(f"\n{result.summary()}\n")
     return 0

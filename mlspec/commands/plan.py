@@ -123,7 +123,7 @@ def live_plan(spec: Spec, options: PlanOptions, *, refresh: bool = True, recipe:
     tags = desired_images(spec, builds)
     files = dict((generate or _default_generate())(spec))
     observed = observe(spec, tags, files, refresh=refresh, targets=options.targets, factory=factory)
-    return LivePlan(plan(spec, observed, tags, files, options), builds, observed)
+    return LivePlan(plan(spec, observed, tags, files, options, builds=builds), builds, observed)
 
 
 def run_plan(root: str | Path = ".", *, out_stream: TextIO, fmt: str = "text", color: bool | None = None,

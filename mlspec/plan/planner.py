@@ -16,8 +16,10 @@ from typing import Mapping
 
 from mlspec import labels as L
 from mlspec.errors import MlspecError
+from mlspec.plan.actions import Prune, actions
 from mlspec.plan.deployments import Deployed, attributes, label_config, plan_deployment, sensitive_marks
 from mlspec.plan.files import plan_files
+from mlspec.plan.hashing import BuildInputs
 from mlspec.plan.records import CREATE, DELETE, NOOP, Change, Drift, Plan
 from mlspec.spec.model import Spec
 from mlspec.state.observed import Container, Observed
@@ -46,7 +48,9 @@ class PlanOptions:
 
 def plan(spec: Spec, observed: Observed, desired_images: Mapping[tuple[str, str], str],
          files: Mapping[str, str] | None = None, options: PlanOptions = PlanOptions(), *,
-         mode: str = "live", base: str | None = None) -> Plan:
+         mode: str = "live", base: str | None = None, builds: Mapping[tuple[str, str], BuildInputs] | None = None) -> Plan:
+    """``builds`` (the build inputs of every deployed version) makes the plan applyable: with them
+    it carries the typed actions apply executes; without them it is for display only."""
     deployments = [d for d in spec.deployments if options.wants(d.model, d.target)]
     by_deployment: dict[tuple[str, str, str], list[Container]] = defaultdict(list)
     for tname, state in sorted(observed.targets.items()):
@@ -63,7 +67,7 @@ def plan(spec: Spec, observed: Observed, desired_images: Mapping[tuple[str, str]
     all_containers = [c for cs in observed.targets.values() for c in cs.containers]
     images = _images(spec, deployments, observed, desired_images, all_containers)
     evaluations = _evaluations(spec, images, dep_changes)
-    prunes, notes = _orphans(spec, by_deployment, options)
+    prunes, notes, orphans = _orphans(spec, by_deployment, options)
     file_changes: list[Change] = []
     if files is not None and not options.filtered:
         file_changes = plan_files(files, observed.files, refreshed=observed.refreshed)
@@ -71,8 +75,11 @@ def plan(spec: Spec, observed: Observed, desired_images: Mapping[tuple[str, str]
         notes.append("Generated files are not planned when --model or --target filters are given.")
     if not observed.refreshed:
         notes.insert(0, "Live state was not read (--refresh=false): every resource shows as if it did not exist yet.")
-    return Plan(project=spec.project.name, changes=tuple(images + evaluations + dep_changes + file_changes + prunes),
-                drift=tuple(drift), notes=tuple(notes), refreshed=observed.refreshed, mode=mode, base=base)
+    changes = tuple(images + evaluations + dep_changes + file_changes + prunes)
+    todo = () if builds is None else actions(changes, spec.deployments, builds, files, orphans,
+                                             registry=bool(spec.project.registry))
+    return Plan(project=spec.project.name, changes=changes, drift=tuple(drift), notes=tuple(notes),
+                refreshed=observed.refreshed, mode=mode, base=base, actions=todo)
 
 
 def _images(spec: Spec, deployments, observed: Observed, desired: Mapping[tuple[str, str], str],
@@ -127,9 +134,9 @@ def _evaluations(spec: Spec, images: list[Change], deployments: list[Change]) ->
 
 
 def _orphans(spec: Spec, left: Mapping[tuple[str, str, str], list[Container]],
-             options: PlanOptions) -> tuple[list[Change], list[str]]:
+             options: PlanOptions) -> tuple[list[Change], list[str], list[Prune]]:
     """Deployments whose labels name this project but which the spec no longer has."""
-    changes, notes, refused = [], [], []
+    changes, notes, refused, orphans = [], [], [], []
     for (model, name, target), found in sorted(left.items()):
         if not found or not options.wants(model, target):
             continue
@@ -148,13 +155,14 @@ def _orphans(spec: Spec, left: Mapping[tuple[str, str, str], list[Container]],
         changes.append(Change(address=address, type="deployment", name=address.split(".", 1)[1], actions=DELETE,
                               reason="not in spec (prune)", before=before, after=None, model=model, target=target,
                               before_sensitive=sensitive_marks(cfg)))
+        orphans.append(Prune(address, target, name))
     if refused and not options.strict_prevent_destroy:
         notes += [f"{a} is marked prevent_destroy: apply will refuse to destroy it." for a in refused]
     elif refused:
         raise PlanError(
             f"refusing to destroy {', '.join(refused)}: marked prevent_destroy when deployed; put the deployment back "
             "in the spec with prevent_destroy: false and apply, then remove it")
-    return changes, notes
+    return changes, notes, orphans
 
 
 __all__ = ["plan", "PlanOptions", "PlanError", "Plan", "Change", "Drift", "CREATE", "DELETE"]

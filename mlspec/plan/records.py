@@ -68,6 +68,9 @@ class Plan:
     # plan --evaluate: each scored version's figures and verdict (mlspec.apply.evaluate.EvalResult
     # as JSON, plus "history": {metric: [[version, value], ...]} for the trend chart).
     evaluations: tuple[Mapping[str, Any], ...] = ()
+    # What apply executes (mlspec.plan.actions), in order; () for a PR plan, which is for review
+    # only. Not part of the terraform-shaped JSON: a saved plan stores them beside it.
+    actions: tuple[Any, ...] = ()
 
     @property
     def counts(self) -> tuple[int, int, int]:

@@ -6,6 +6,7 @@ Nothing secret is in a saved plan: the plan records carry secret names only.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -16,6 +17,7 @@ from typing import Any, Mapping
 
 from mlspec import labels as L
 from mlspec.errors import MlspecError
+from mlspec.plan import actions as A
 from mlspec.plan.hashing import sha256_json
 from mlspec.plan.records import Plan
 from mlspec.state.observed import Observed
@@ -56,7 +58,7 @@ class SavedPlan:
     def to_json(self) -> dict[str, Any]:
         return {"format": SAVED_FORMAT, "spec_digest": self.spec_digest,
                 "observed_fingerprint": self.observed_fingerprint, "options": dict(self.options),
-                "plan": self.plan.to_json()}
+                "plan": self.plan.to_json(), "actions": [A.to_json(a) for a in self.plan.actions]}
 
 
 def save_plan(path: str | Path, saved: SavedPlan) -> None:
@@ -83,8 +85,11 @@ def load_plan(path: str | Path) -> SavedPlan:
     if not isinstance(data, dict) or data.get("format") != SAVED_FORMAT:
         raise MlspecError(f"{path} is not a saved mlspec plan of format {SAVED_FORMAT}; make a new one with `mlspec plan --out`.")
     try:
-        plan = Plan.from_json(data["plan"])
+        # The actions are what apply executes, stored whole (files with their text and sha256).
+        plan = dataclasses.replace(Plan.from_json(data["plan"]), actions=tuple(A.from_json(a) for a in data["actions"]))
         return SavedPlan(plan, data["spec_digest"], data["observed_fingerprint"], data.get("options") or {})
+    except ValueError as e:
+        raise MlspecError(f"{path} is a damaged saved plan ({e}); make a new one with `mlspec plan --out`.") from None
     except (KeyError, TypeError, IndexError) as e:
         raise MlspecError(f"{path} is a damaged saved plan (missing {e}); make a new one with `mlspec plan --out`.") from None
 

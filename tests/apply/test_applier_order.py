@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -39,11 +40,11 @@ class FakeImages:
         return False
 
     def build(self, model, version, tag, build_hash, on_log):
-        self.rec.note(f"build {model.name}@{version} on {self.where or 'local'}")
+        self.rec.note(f"build {model}@{version} on {self.where or 'local'}")
         return "sha256:x"
 
     def push(self, tag, on_log):
-        self.rec.note(f"push {tag.split(':')[0]}")
+        self.rec.note(f"push {tag.rsplit(':', 1)[0]}")
         return "sha256:d"
 
 
@@ -85,15 +86,17 @@ class FakeFiles:
 
 def _setup(registry: bool, fail: str | None = None):
     spec = load_spec(QUICKSTART)
+    if registry:  # the plan decides pushes from the project's registry
+        spec = dataclasses.replace(spec, project=dataclasses.replace(spec.project, registry="127.0.0.1:5000/mlspec"))
     builds = desired_builds(spec, source=DiskSource(spec.root))
     tags = desired_images(spec, builds)
     from mlspec.generate import generate
 
-    p = plan(spec, Observed(refreshed=True), tags, generate(spec), PlanOptions())
+    p = plan(spec, Observed(refreshed=True), tags, generate(spec), PlanOptions(), builds=builds)
     rec = Recorder(fail)
     b = Backends(lambda where: FakeImages(rec, where), FakeGates(rec), lambda t: FakeTarget(rec, t), FakeFiles(rec),
                  registry=registry)
-    return Applier(spec, builds, b, parallelism=1), p, rec
+    return Applier(spec.project.name, b, parallelism=1), p, rec
 
 
 def test_stages_run_in_order_images_gates_deployments_files():
@@ -112,7 +115,7 @@ def test_stages_run_in_order_images_gates_deployments_files():
 def test_with_a_registry_the_image_is_built_once_gated_on_the_build_engine_then_pushed():
     applier, p, rec = _setup(registry=True)
     applier.apply(p)
-    assert rec.calls[:3] == ["build churn@1.1.0 on local", "gate churn@1.1.0 vs None on local", "push mlspec/churn"]
+    assert rec.calls[:3] == ["build churn@1.1.0 on local", "gate churn@1.1.0 vs None on local", "push 127.0.0.1:5000/mlspec/churn"]
 
 
 @pytest.mark.parametrize("registry", [True, False])

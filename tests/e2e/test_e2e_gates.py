@@ -61,7 +61,12 @@ def test_apply_and_evaluate_gate_in_the_image_with_no_ml_library_on_the_host(mak
     assert lines[1].split() == ["metric", "value", "threshold", "1.0.0", "delta", "verdict"]
     f1 = next(line.split() for line in lines if line.split()[:1] == ["f1"])
     assert f1[2:4] == ["no_regression", "0.01"] and f1[-1] == "pass" and f1[5].startswith("+")
-    qs.deployment(version="1.1.0")  # then apply: the same figures, from the cache
+    qs.deployment(version="1.1.0")  # the plan of that change carries the same figures
+    plan = qs.cli("plan", "--evaluate", "--format", "json", env=no_ml_env)
+    assert plan.rc == 0, plan
+    [scored] = json.loads(plan.out)["evaluations"]
+    assert (scored["version"], scored["production"], scored["cached"], scored["passed"]) == ("1.1.0", "1.0.0", True, True)
+    assert [p[0] for p in scored["history"]["f1"]] == ["1.0.0", "1.1.0"]
     res = qs.cli("apply", "--auto-approve", env=no_ml_env)
     assert res.rc == 0, res
     assert "gates passed (cached): churn@1.1.0: accuracy=0.9" in res.out and "f1=" in res.out

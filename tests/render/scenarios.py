@@ -63,3 +63,28 @@ SCENARIOS = {
     "not-refreshed": not_refreshed,
     "hostile-paths-and-a-generated-test-file": hostile_paths_and_a_generated_test_file,
 }
+
+
+def scores_of_a_changed_version() -> Plan:
+    """plan --evaluate: a new version passing against production, one slice too small to gate and
+    a failing version (the figures as the evaluator returns them, judged by the real judge)."""
+    from mlspec.apply.evaluate import judge
+    from mlspec.spec.model import Evaluation, Gate, Pinned, Slices
+
+    spec = make_spec({"churn": model_yaml(version="1.1.0")})
+    base = plan(spec, observed(), tags_for(spec), {})
+    ev = Evaluation(Pinned("models/churn/val.csv", "0" * 64), "label",
+                    (Gate("accuracy", ">=", "0.90"), Gate("f1", no_regression=0.01)), slices=Slices("region", 30))
+    good = judge("churn", "1.1.0", ev,
+                 {"metrics": {"accuracy": 0.968, "f1": 0.9673}, "rows": 500, "runtime": {"scikit-learn": "1.9.1"},
+                  "slices": {"eu": {"rows": 300, "metrics": {"accuracy": 0.97, "f1": 0.968}},
+                             "apac": {"rows": 12, "metrics": None}}},
+                 {"metrics": {"accuracy": 0.846, "f1": 0.8399}, "rows": 500,
+                  "slices": {"eu": {"rows": 300, "metrics": {"accuracy": 0.85, "f1": 0.84}}}}, "1.0.0", cached=True)
+    bad = judge("churn", "1.2.0", Evaluation(ev.dataset, "label", (Gate("accuracy", ">=", "0.99"),)),
+                {"metrics": {"accuracy": 0.9}, "rows": 500})
+    history = {"accuracy": [["1.0.0", 0.846], ["1.1.0", 0.968]], "f1": [["1.0.0", 0.8399], ["1.1.0", 0.9673]]}
+    return replace(base, evaluations=({**good.to_json(), "history": history}, {**bad.to_json(), "history": {}}))
+
+
+SCENARIOS["scores-of-a-changed-version"] = scores_of_a_changed_version

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -143,7 +144,11 @@ class Quality:
 
     @classmethod
     def from_file(cls, model_name: str, version: str, model: Any, path: str | None,
-                  registry: CollectorRegistry) -> "Quality":
+                  registry: CollectorRegistry) -> "Quality | Off":
+        # MLSPEC_QUALITY=0 turns these metrics off (benchmarks/quality_bench.py measures their cost);
+        # read here, beside the only code it switches, rather than threaded through the server.
+        if os.environ.get("MLSPEC_QUALITY", "1").strip().lower() in ("0", "false", "no", "off"):
+            return Off()
         baseline = None
         if path:
             try:
@@ -218,3 +223,13 @@ class Quality:
             raise RequestError("a regressor's labels must be numbers") from None
         self._errors.observe(self._err, self._err_edges, errors)
         return {"id": rid, "absolute_errors": errors.tolist()}
+
+
+class Off:
+    """Quality metrics turned off (MLSPEC_QUALITY=0): nothing counted, feedback refused."""
+
+    def observe(self, rid: str, x: np.ndarray, outputs: dict) -> None:
+        pass
+
+    def feedback(self, body: bytes) -> dict:
+        raise RequestError("feedback is off on this server (MLSPEC_QUALITY=0)", 404)

@@ -132,3 +132,16 @@ def test_history_shows_a_hostile_commit_message_and_author_escaped():
     text = history_text([event])
     assert "\x1b" not in text and "\u202e" not in text
     assert "Eve\\x1b]0;pwned\\x07 <eve@example.com>" in text and "promote \\u202e0.0.1" in text
+
+
+def test_one_promtool_run_names_each_expression_it_rejects(repo):
+    if not shutil.which("promtool"):
+        pytest.skip("promtool is not installed")
+    from mlspec.generate.exprcheck import expr_problems
+    from mlspec.spec import load_spec
+
+    for name, expr in (("FraudA", "foo bar"), ("FraudB", "up == 0"), ("FraudC", "sum by (x) rate(y[5m])")):
+        add_alert(repo, f"  - {{name: {name}, expr: '{expr}'}}")
+    found = [p.text() for p in expr_problems(load_spec("."), shutil.which("promtool"))]
+    assert [line.split(": promtool: ")[0] for line in found] == [
+        "models/fraud.yaml:13:26: alerts[1].expr", "models/fraud.yaml:15:26: alerts[3].expr"]

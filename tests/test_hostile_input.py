@@ -64,6 +64,13 @@ def test_generate_writes_and_removes_nothing_through_a_symlinked_folder(repo, tm
     assert "monitoring/prometheus is a symlink" in result.stderr
     assert [p.name for p in outside.iterdir()] == ["old.yml"]
     assert not (repo / "monitoring" / "alertmanager").exists(), "nothing is written before every path is checked"
+    result = run("generate", "--check")
+    assert result.exit_code == 1 and "monitoring/prometheus is a symlink" in result.stderr, result.output
+    from mlspec.safepath import UnsafePath
+    from mlspec.state.files import read_files
+
+    with pytest.raises(UnsafePath):  # what plan reads on disk: refused as apply would refuse to write it
+        read_files(repo, ["monitoring/prometheus/prometheus.yml"])
 
 
 def test_a_traceback_never_quotes_an_inline_secret(repo, monkeypatch):

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Iterable
 
 from mlspec.generate.files import stale_files
+from mlspec.safepath import guarded
 
 
 def read_files(root: Path, wanted: Iterable[str], output_dir: str | None = None) -> dict[str, str | None]:
@@ -13,7 +14,9 @@ def read_files(root: Path, wanted: Iterable[str], output_dir: str | None = None)
     generated once and generates no more (the generator's own test of "generated": its header, or
     its file_sd folder), which the planner deletes. Files users keep there are never listed."""
     root = Path(root)
-    out: dict[str, str | None] = {rel: _read(root / rel) for rel in wanted}
+    # Through the writers' path guard: a symlinked folder that apply would refuse to write through
+    # is refused by plan too (and its target, maybe outside the repo, is never read into a plan).
+    out: dict[str, str | None] = {rel: _read(guarded(root, rel)) for rel in wanted}
     if output_dir:
         for rel in stale_files(root, output_dir, dict.fromkeys(out, "")):
             out[rel] = _read(root / rel)

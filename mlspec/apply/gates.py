@@ -39,6 +39,7 @@ class ImageGates:
                  ensure: Ensure, cache: LocalCache | None = None, log: Log = lambda line: None):
         self.spec, self.client, self.tag_of, self.ensure, self.log = spec, client, tag_of, ensure, log
         self.cache = cache or LocalCache()
+        self._keys: dict[tuple[str, str, str], str] = {}  # figures scored but not yet kept
 
     def _request(self, model: str, version: str, dataset_of: str | None):
         m = self.spec.model(model)
@@ -50,14 +51,14 @@ class ImageGates:
     def cached(self, model: str, version: str, dataset_of: str | None = None) -> dict | None:
         """The figures when already known, building and running nothing."""
         _, _, (_, _, ident) = self._request(model, version, dataset_of)
-        return self.cache.get(cache_key(self.tag_of(model, version), ident))
+        return self.cache.get(cache_key(self.tag_of(model, version), ident), model)
 
     def scores(self, model: str, version: str, dataset_of: str | None = None, where: str | None = None) -> tuple[dict, bool]:
         """The evaluator's figures for ``model@version`` on the dataset and gates of ``dataset_of``'s
         evaluation (default: its own); (figures, from the cache)."""
         m, ev, (request, files, ident) = self._request(model, version, dataset_of)
         key = cache_key(self.tag_of(model, version), ident)
-        hit = self.cache.get(key)
+        hit = self.cache.get(key, model)
         if hit is not None:  # the image need not even be here
             return hit, True
         tag = self.ensure(where, model, version)
@@ -66,7 +67,7 @@ class ImageGates:
         labels = {L.PROJECT: self.spec.project.name, L.MODEL: model, L.VERSION: version}
         result = run_in_image(self.client(where), tag, request, files, what=f"{model}@{version}", builtin=builtin,
                               memory=ev.memory, cpus=ev.cpus, labels=labels)
-        self.cache.put(key, result)
+        self._keys[(model, version, dataset_of or version)] = key
         return result, False
 
     def evaluate(self, model: str, version: str, production: str | None, where: str | None = None) -> EvalResult:
@@ -77,8 +78,13 @@ class ImageGates:
         scores, cached = self.scores(model, version, where=where)
         base = None
         if production and production != version and any(g.no_regression is not None for g in ev.gates):
-            base, _ = self.scores(model, production, dataset_of=version, where=where)
-        return judge(model, version, ev, scores, base, production, cached)
+            base, base_cached = self.scores(model, production, dataset_of=version, where=where)
+            if not base_cached:  # production passed its own gates when it went out
+                self.cache.put(self._keys.pop((model, production, version)), base, model, True)
+        result = judge(model, version, ev, scores, base, production, cached)
+        if not cached:  # a refused version's figures stay local: nothing of it reaches the registry
+            self.cache.put(self._keys.pop((model, version, version)), scores, model, result.passed)
+        return result
 
     def check(self, model: str, version: str, production: str | None, where: str | None = None) -> EvalResult:
         result = self.evaluate(model, version, production, where)

@@ -11,6 +11,7 @@ import docker
 from mlspec.apply.applier import Backends, Log
 from mlspec.apply.backends import DockerEngineTarget, DockerImages
 from mlspec.apply.base_image import resolve_base_image
+from mlspec.apply.eval_cache import LocalCache, RegistryCache
 from mlspec.apply.gates import ImageGates
 from mlspec.plan.hashing import build_hash, image_tag
 from mlspec.apply.swarm_target import SwarmTarget
@@ -87,7 +88,9 @@ def image_gates(spec: Spec, engines: Engines, images_for: Callable[[str | None],
             present.add((where, tag))
         return tag
 
-    return ImageGates(spec, engines.client, lambda m, v: hashed(m, v)[0], ensure, log=log)
+    # With a registry the figures are kept there too, so a fresh CI runner finds them.
+    cache = RegistryCache(engines.client(None), spec.project.registry) if spec.project.registry else LocalCache()
+    return ImageGates(spec, engines.client, lambda m, v: hashed(m, v)[0], ensure, cache, log=log)
 
 
 class RepoFiles:

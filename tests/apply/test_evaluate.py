@@ -21,7 +21,7 @@ from tests.engine_helpers import QUICKSTART, tag_for, with_project
 REGRESSION = QUICKSTART.parent / "regression"
 
 
-def _gates(spec, engine, cache_dir: Path, built: list | None = None, image_spec=None) -> ImageGates:
+def _gates(spec, engine, cache_dir: Path, built: list | None = None, image_spec=None, cache_obj=None) -> ImageGates:
     """ImageGates whose images are built with the test helpers' tags (shared across the session),
     from ``image_spec`` when given (the dataset a version is scored on need not be the one its
     image was built with: production is scored on the new version's dataset)."""
@@ -42,7 +42,7 @@ def _gates(spec, engine, cache_dir: Path, built: list | None = None, image_spec=
             build_image(engine, image_spec, image_spec.model(model), version, tag, build_hash=bhash)
         return tag
 
-    return ImageGates(spec, lambda where: engine, tag_of, ensure, LocalCache(cache_dir))
+    return ImageGates(spec, lambda where: engine, tag_of, ensure, cache_obj or LocalCache(cache_dir))
 
 
 def _with_evaluation(spec, model: str, version: str, **changes):
@@ -140,3 +140,36 @@ def test_bad_inputs_are_one_clear_error_naming_the_version_and_file(quickstart, 
     with pytest.raises(EvaluationFailed) as err:
         _gates(spec, engine, tmp_path / "cache", image_spec=quickstart).check("churn", "1.0.0", None)
     assert str(err.value).startswith(message)
+
+
+def _registry_tags(registry_url: str, repo: str) -> list[str]:
+    import json
+    import urllib.error
+
+    from tests.engine_helpers import NO_PROXY
+
+    try:
+        with NO_PROXY.open(f"http://{registry_url}/v2/{repo}/tags/list", timeout=10) as resp:
+            return json.loads(resp.read()).get("tags") or []
+    except urllib.error.HTTPError as e:
+        assert e.code == 404, e
+        return []
+
+
+def test_with_a_registry_passing_figures_are_kept_there_for_a_fresh_runner(quickstart, engine, tmp_path, registry_url, project_name):
+    from mlspec.apply.eval_cache import RegistryCache
+
+    registry = f"{registry_url}/{project_name}"
+    first = _gates(quickstart, engine, tmp_path, cache_obj=RegistryCache(engine, registry, LocalCache(tmp_path / "a")))
+    assert not first.evaluate("churn", "1.0.0", None).cached
+    evals = [t for t in _registry_tags(registry_url, f"{project_name}/churn") if t.startswith("eval-")]
+    assert len(evals) == 1
+    engine.images.remove(f"{registry}/churn:{evals[0]}")  # as on a fresh runner: only the registry has it
+    fresh = _gates(quickstart, engine, tmp_path, cache_obj=RegistryCache(engine, registry, LocalCache(tmp_path / "b")))
+    again = fresh.evaluate("churn", "1.0.0", None)
+    assert again.cached and again.metrics["accuracy"] > 0.8
+    refused = _with_evaluation(quickstart, "churn", "1.0.0", gates=(Gate("accuracy", ">=", "0.99"),))
+    with pytest.raises(GatesRefused):
+        _gates(refused, engine, tmp_path, cache_obj=RegistryCache(engine, registry, LocalCache(tmp_path / "c"))).check(
+            "churn", "1.0.0", None)
+    assert [t for t in _registry_tags(registry_url, f"{project_name}/churn") if t.startswith("eval-")] == evals

@@ -8,7 +8,9 @@ included. Checked on each write, not once at load: the tree may change in betwee
 
 from __future__ import annotations
 
-from pathlib import Path, PurePosixPath
+import os
+from pathlib import Path
+from typing import Iterable
 
 from mlspec.errors import MlspecError
 
@@ -19,15 +21,29 @@ class UnsafePath(MlspecError):
 
 def guarded(root: str | Path, rel: str) -> Path:
     """``root / rel`` once it is safe to write or remove; raises UnsafePath otherwise."""
+    return guarded_all(root, [rel])[rel]
+
+
+def guarded_all(root: str | Path, rels: Iterable[str]) -> dict[str, Path]:
+    """``guarded`` for many paths, each folder looked at once (a plan reads thousands of files)."""
     root = Path(root)
-    parts = PurePosixPath(rel).parts
-    if not parts or PurePosixPath(rel).is_absolute() or ".." in parts or "\\" in rel:
-        raise UnsafePath(f"Refusing to write {rel!r}: mlspec writes only under the repo root.")
-    path = root
-    for i, part in enumerate(parts):
-        path = path / part
-        if path.is_symlink():
-            link = "/".join(parts[: i + 1])
-            raise UnsafePath(f"Refusing to write {rel}: {link} is a symlink; mlspec writes only into real folders "
-                             f"inside the repo (replace {link} with a folder).")
-    return path
+    base = os.fspath(root)
+    seen: set[str] = set()  # folders found real in this call
+    out = {}
+    for rel in rels:
+        parts = [x for x in rel.split("/") if x not in ("", ".")]
+        if not parts or rel.startswith("/") or ".." in parts or "\\" in rel:
+            raise UnsafePath(f"Refusing to write {rel!r}: mlspec writes only under the repo root.")
+        path = base
+        for i, part in enumerate(parts):
+            path = os.path.join(path, part)
+            if path in seen:
+                continue
+            if os.path.islink(path):
+                link = "/".join(parts[: i + 1])
+                raise UnsafePath(f"Refusing to write {rel}: {link} is a symlink; mlspec writes only into real "
+                                 f"folders inside the repo (replace {link} with a folder).")
+            if i < len(parts) - 1:
+                seen.add(path)
+        out[rel] = root / rel
+    return out

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from mlspec.generate.common import HEADER
-from mlspec.safepath import UnsafePath, guarded  # noqa: F401 - UnsafePath: part of this module's API
+from mlspec.safepath import UnsafePath, guarded, guarded_all  # noqa: F401 - UnsafePath: part of this module's API
 
 TARGETS_DIR = "prometheus/targets/"  # JSON file_sd files cannot carry a header: the folder is ours
 
@@ -26,7 +26,7 @@ def write_files(root: str | Path, files: dict[str, str]) -> list[str]:
     """
     root = Path(root)
     changed = []
-    paths = {rel: guarded(root, rel) for rel in sorted(files)}  # every path first: nothing or all
+    paths = guarded_all(root, sorted(files))  # every path first: nothing or all
     for rel, path in paths.items():
         data = files[rel].encode("utf-8")
         try:

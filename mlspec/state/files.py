@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Iterable
 
 from mlspec.generate.files import stale_files
-from mlspec.safepath import guarded
+from mlspec.safepath import guarded_all
 
 
 def read_files(root: Path, wanted: Iterable[str], output_dir: str | None = None) -> dict[str, str | None]:
@@ -16,7 +16,7 @@ def read_files(root: Path, wanted: Iterable[str], output_dir: str | None = None)
     root = Path(root)
     # Through the writers' path guard: a symlinked folder that apply would refuse to write through
     # is refused by plan too (and its target, maybe outside the repo, is never read into a plan).
-    out: dict[str, str | None] = {rel: _read(guarded(root, rel)) for rel in wanted}
+    out: dict[str, str | None] = {rel: _read(path) for rel, path in guarded_all(root, wanted).items()}
     if output_dir:
         for rel in stale_files(root, output_dir, dict.fromkeys(out, "")):
             out[rel] = _read(root / rel)

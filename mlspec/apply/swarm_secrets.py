@@ -4,16 +4,14 @@ Swarm keeps a secret encrypted in its raft log and mounts it into each task at
 ``/run/secrets/<NAME>`` (memory only); its data never comes back through the API. A secret object
 is immutable, so a changed value is a new object, and the service update that references it is
 the replace that rotates it. mlspec finds out whether a value changed without keeping it: the
-object's name ends in a salted scrypt digest of the value, and the random salt is a label. A
-reader of the engine's API sees the salt and a truncated memory-hard digest, never the value (a
-plain hash of a short value would give it away to a dictionary). Objects of the deployment that
-its service's spec no longer references are removed once a rollout is over (after a failed one,
-those of the spec a rollback returns to are kept too), and all of them with the deployment.
+object's name ends in a salted scrypt digest of the value (mlspec/state/secret_names.py), which
+also lets a plan show the change. Objects of the deployment that its service's spec no longer
+references are removed once a rollout is over (after a failed one, those of the spec a rollback
+returns to are kept too), and all of them with the deployment.
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets as token
 from typing import Any, Callable, Iterable, Mapping
 
@@ -21,22 +19,10 @@ import docker.errors
 from docker.types import SecretReference
 
 from mlspec.apply import containers as C
+from mlspec.state.secret_names import SALT, SECRET, digest, holds, object_name
 
-SECRET = "io.mlspec.secret"  # the name inside the container (NAME of NAME_FILE)
-SALT = "io.mlspec.secret-salt"
 DIR = "/run/secrets"
 Log = Callable[[str], None]
-
-
-def digest(value: str, salt: str) -> str:
-    # Memory-hard and salted: the name of the object must not help anyone guess the value.
-    return hashlib.scrypt(value.encode(), salt=bytes.fromhex(salt), n=2**14, r=8, p=1, dklen=16).hex()
-
-
-def object_name(project: str, target: str, deployment: str, name: str, value_digest: str) -> str:
-    # Swarm allows 64 characters: the scope is hashed (its labels say it in full).
-    scope = hashlib.sha256(f"{project}\0{target}\0{deployment}\0{name}".encode()).hexdigest()[:12]
-    return f"mlspec-{scope}-{value_digest[:20]}"
 
 
 def env(names: Iterable[str]) -> dict[str, str]:
@@ -67,10 +53,8 @@ class SwarmSecrets:
         for name, value in sorted(values.items()):
             current = None
             for s in found:
-                labels = s["Spec"].get("Labels") or {}
-                salt = labels.get(SALT, "")
-                if labels.get(SECRET) == name and len(salt) == 32 and s["Spec"]["Name"] == object_name(
-                        self.project, self.target, deployment, name, digest(value, salt)):
+                if holds(s["Spec"]["Name"], s["Spec"].get("Labels") or {}, self.project, self.target,
+                         deployment, name, value):
                     current = s
                     break
             if current is None:

@@ -90,6 +90,8 @@ def container_problems(c: Container, cfg: Mapping[str, Any] | None) -> list[str]
             # restart by the engine, it is not delivered.
             out.append(f"secret {name} not delivered as a file (an older mlspec put it in the "
                        "environment, or the engine restarted the container)")
+    for name in c.stale_secrets:
+        out.append(f"secret {name} has a new value on this host (a replace rotates it)")
     res = cfg.get("resources") or {}
     if res.get("memory") and c.memory is not None and c.memory != size_bytes(res["memory"]):
         out.append("resources changed outside mlspec: memory")

@@ -13,6 +13,7 @@ from mlspec.spec.checks import alert_name, check_across, check_model, check_proj
 from mlspec.spec.fastyaml import gc_paused
 from mlspec.spec.loader import load_document, read_text
 from mlspec.spec.model import Spec
+from mlspec.spec.rollout import check_model_rollout, check_project_rollout
 from mlspec.spec.values import check_alert_names_across, check_model_values, check_project_values
 
 PROJECT_FILE = "mlspec.yaml"
@@ -71,6 +72,7 @@ def _load_texts(texts: Mapping[str, str], root: Path, check_files: bool) -> Spec
         if project_doc.doc is not None:
             problems += list(check_project(project_doc, root if check_files else None))
             problems += list(check_project_values(project_doc))
+            problems += list(check_project_rollout(project_doc))
     else:
         problems.append(SpecProblem(PROJECT_FILE, 1, 1, "", f"no {PROJECT_FILE}"))
     project = project_doc.doc if project_doc else None
@@ -84,6 +86,7 @@ def _load_texts(texts: Mapping[str, str], root: Path, check_files: bool) -> Spec
             models.append(doc)
             problems += list(check_model(doc, root if check_files else None, project))
             problems += list(check_model_values(doc))
+            problems += list(check_model_rollout(doc, project))
     problems += list(check_across(models))
     problems += list(check_alert_names_across(models, alert_name))
     if problems:

@@ -82,6 +82,7 @@ def build_model(doc: w.ModelDoc, source: str, project: w.ProjectDoc) -> m.Model:
             secrets=_frozen({k: ref.from_env for k, ref in d.secrets.items()}),
             readiness_timeout=duration_seconds(d.readiness_timeout or defaults.readiness_timeout),
             prevent_destroy=d.prevent_destroy,
+            rollout=_rollout(d.rollout or defaults.rollout),
         )
         for d in doc.deployments
     )
@@ -102,6 +103,17 @@ def build_model(doc: w.ModelDoc, source: str, project: w.ProjectDoc) -> m.Model:
         slo=slo,
         description=doc.description,
     )
+
+
+def _rollout(r: w.Rollout | None) -> m.RolloutSpec:
+    if r is None:
+        return m.RolloutSpec()
+    a = r.analysis
+    analysis = a and m.Analysis(a.min_requests, a.max_wait, a.max_error_rate,
+                                duration_seconds(a.max_latency_p95) if a.max_latency_p95 else None,
+                                a.max_drift, a.min_live_accuracy)
+    return m.RolloutSpec(r.strategy, tuple(m.Step(s.weight, s.pause) for s in r.steps or ()), r.duration,
+                         r.min_requests, analysis)
 
 
 def _env_text(value: str | int | float | bool) -> str:
@@ -130,5 +142,6 @@ def build_project(p: w.ProjectDoc) -> m.Project:
         default_receiver=am.default_receiver,
         alertmanager_url=am.url,
         datasource_url=p.monitoring.grafana.datasource_url,
+        prometheus_url=p.monitoring.prometheus_url,
     )
     return m.Project(p.name, p.registry, p.base_image, p.wheels, p.templates, targets, mon)

@@ -66,6 +66,31 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class Step:
+    weight: int  # percent of requests, 0 < weight < 100
+    pause: str  # a duration, as written
+
+
+@dataclass(frozen=True)
+class Analysis:
+    min_requests: int
+    max_wait: str  # a duration: how long a step may wait for min_requests
+    max_error_rate: float | None = None
+    max_latency_p95: float | None = None  # seconds
+    max_drift: float | None = None
+    min_live_accuracy: float | None = None
+
+
+@dataclass(frozen=True)
+class RolloutSpec:
+    strategy: str = "replace"  # replace | canary | shadow
+    steps: tuple[Step, ...] = ()  # canary
+    duration: str | None = None  # shadow
+    min_requests: int | None = None  # shadow
+    analysis: Analysis | None = None
+
+
+@dataclass(frozen=True)
 class Deployment:
     model: str
     name: str  # deployment name, unique per target; defaults to the model name
@@ -78,6 +103,7 @@ class Deployment:
     secrets: Mapping[str, str]  # env name inside the container -> env name on the applying host
     readiness_timeout: float  # seconds
     prevent_destroy: bool = False
+    rollout: RolloutSpec = RolloutSpec()  # steers apply only: never part of the config hash
 
     @property
     def address(self) -> str:
@@ -155,6 +181,7 @@ class Monitoring:
     default_receiver: str
     alertmanager_url: str | None = None  # None: the operator's alertmanagers/*.json file_sd files
     datasource_url: str = "http://127.0.0.1:9090"
+    prometheus_url: str | None = None  # queried by rollout analysis
 
 
 @dataclass(frozen=True)

@@ -37,10 +37,33 @@ class Target(Strict):
     prune: bool | None = Field(None, description="Remove deployments gone from the spec on apply")
 
 
+class Step(Strict):
+    weight: int = Field(gt=0, lt=100, description="Percent of requests the new version takes during this step")
+    pause: Duration = Field(description="How long the step lasts before the new version is judged")
+
+
+class Analysis(Strict):
+    max_error_rate: float | None = Field(None, ge=0, le=1, description="Highest share of requests answered with an error (5xx, timeouts)")
+    max_latency_p95: Duration | None = Field(None, description="Highest 95th percentile of request duration")
+    max_drift: float | None = Field(None, gt=0, le=100, description="Highest population stability index of the prediction mix")
+    min_live_accuracy: float | None = Field(None, gt=0, le=1, description="Lowest share of correct predictions among feedback")
+    min_requests: int = Field(100, ge=1, le=100_000_000, description="Requests the new version must serve in a window before it is judged")
+    max_wait: Duration = Field("10m", description="How long a step may wait for min_requests before the rollout is rolled back")
+
+
+class Rollout(Strict):
+    strategy: Literal["replace", "canary", "shadow"] = "replace"
+    steps: list[Step] | None = Field(None, min_length=1, description="canary: traffic steps, weights increasing")
+    duration: Duration | None = Field(None, description="shadow: how long the new version sees copies of requests")
+    min_requests: int | None = Field(None, ge=1, le=100_000_000, description="shadow: copies the new version must answer before it is judged")
+    analysis: Analysis | None = None
+
+
 class Defaults(Strict):
     replicas: int = Field(1, ge=1, le=100)
     resources: Resources | None = None
     readiness_timeout: Duration = "120s"
+    rollout: Rollout | None = Field(None, description="How deployments take a new version (default: replace)")
 
 
 class Resources(Strict):
@@ -124,6 +147,8 @@ class Monitoring(Strict):
     runbook_url: str | None = Field(None, description="Base URL; alerts link to <runbook_url>/<alert name>")
     alertmanager: Alertmanager | None = None
     grafana: Grafana = Field(default_factory=Grafana)
+    prometheus_url: HttpUrl | None = Field(
+        None, description="The Prometheus that scrapes the targets, e.g. http://127.0.0.1:9090; rollout analysis queries it")
 
 
 class ProjectDoc(Strict):
@@ -251,6 +276,7 @@ class Deployment(Strict):
     secrets: dict[EnvName, SecretRef] = Field(default_factory=dict)
     readiness_timeout: Duration | None = None
     prevent_destroy: bool = False
+    rollout: Rollout | None = Field(None, description="Overrides defaults.rollout as a whole")
 
 
 class Build(Strict):

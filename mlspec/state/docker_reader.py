@@ -19,6 +19,7 @@ import docker.errors
 from mlspec import labels as L
 from mlspec.errors import StateError
 from mlspec.spec.model import Target
+from mlspec.state import secret_names
 from mlspec.state.observed import Container, TargetState
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
@@ -129,6 +130,38 @@ def service_record(attrs: Mapping[str, Any]) -> Container:
     )
 
 
+def _services(client: Any, filters: Mapping[str, list[str]]) -> list[Container]:
+    objects = None  # the project's secret objects on the target: listed once, if any service has some
+    out = []
+    for svc in client.services.list(filters=filters, status=True):
+        c = service_record(svc.attrs)
+        refs = (((svc.attrs.get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Secrets")
+        if refs:
+            objects = {o["ID"]: o for o in client.api.secrets(filters=filters)} if objects is None else objects
+            c = dataclasses.replace(c, stale_secrets=stale_secrets(c, refs, objects))
+        out.append(c)
+    return out
+
+
+def stale_secrets(c: Container, refs: Iterable[Mapping[str, Any]], objects: Mapping[str, Mapping[str, Any]],
+                  env: Mapping[str, str] | None = None) -> tuple[str, ...]:
+    """The secrets of a swarm service whose Docker secret object no longer holds the applying
+    host's value. An unset variable is not judged here (the plan's pre-flight names it)."""
+    env = os.environ if env is None else env
+    by_name = _label_json(c.labels).get("secrets") or {}
+    out = []
+    for ref in refs:
+        name, obj = ref.get("File", {}).get("Name", ""), objects.get(ref.get("SecretID", ""))
+        var = by_name.get(name)
+        if var is None or var not in env or obj is None:
+            continue
+        spec = obj.get("Spec") or {}
+        if not secret_names.holds(spec.get("Name", ""), spec.get("Labels") or {}, c.labels.get(L.PROJECT, ""),
+                                  c.labels.get(L.TARGET, ""), c.deployment, name, env[var]):
+            out.append(name)
+    return tuple(sorted(out))
+
+
 def _inspected(client: Any, filters: Mapping[str, list[str]]) -> list[Mapping[str, Any]]:
     """The one filtered list call, then the inspects it needs (env, port bindings, limits) in
     parallel: the SDK's containers.list() runs them one after another, 6 ms each."""
@@ -191,7 +224,7 @@ def read_target(project: str, target: Target, factory: ClientFactory = client_fo
         client = factory(target)
         filters = label_filters(project, target.name)
         if target.type == "swarm":
-            found = [service_record(s.attrs) for s in client.services.list(filters=filters, status=True)]
+            found = _services(client, filters)
         else:
             found = _containers(client, filters)
     except (docker.errors.DockerException, OSError, ConnectionError) as e:

@@ -26,6 +26,9 @@ class Container:
     memory: int | None = None  # bytes, HostConfig.Memory (None = unlimited)
     cpus: float | None = None  # HostConfig.NanoCpus / 1e9 (None = unlimited)
     replicas: int = 1  # tasks this record stands for: 1 for a container, running tasks for a service
+    # Swarm: secrets whose value on the applying host is no longer the one in their Docker secret
+    # object (decided by a salted digest, mlspec/state/secret_names.py); a replace rotates them.
+    stale_secrets: tuple[str, ...] = ()
 
     @property
     def running(self) -> bool:

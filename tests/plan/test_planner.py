@@ -143,6 +143,7 @@ def test_removed_container_is_drift_when_the_spec_did_not_change():
     ({"env": {"LOG_LEVEL": "info"}}, "secret API_KEY not delivered as a file (an older mlspec put it in "
                                       "the environment, or the engine restarted the container)"),
     ({"memory": 1}, "resources changed outside mlspec: memory"),
+    ({"stale_secrets": ("API_KEY",)}, "secret API_KEY has a new value on this host (a replace rotates it)"),
 ])
 def test_container_changed_outside_mlspec_is_drift_and_replaced(edit, problem):
     spec = make_spec()

@@ -146,9 +146,16 @@ def test_a_changed_secret_value_rotates_through_a_rolling_update(target, quickst
                                                                  project_name, monkeypatch):
     before = task_ids(engine, project_name)
     [old] = secret_objects(engine, project_name)
+    swarm_target = Target(TARGET, "swarm", None, False)
+    [seen] = [c for c in read_target(project_name, swarm_target, lambda t: engine).containers if c.role == "model"]
+    assert seen.stale_secrets == ()
     rotated = "planted-" + secrets.token_hex(8)
     monkeypatch.setenv("CHURN_API_KEY", rotated)
+    [seen] = [c for c in read_target(project_name, swarm_target, lambda t: engine).containers if c.role == "model"]
+    assert seen.stale_secrets == ("API_KEY",)  # what the plan shows as a replace
     target.deploy(rollout(quickstart, images, port, "1.1.0", replicas=2))
+    [seen] = [c for c in read_target(project_name, swarm_target, lambda t: engine).containers if c.role == "model"]
+    assert seen.stale_secrets == ()
     after = task_ids(engine, project_name)
     assert len(after) == 2 and not before & after, "every task replaced, start-first"
     assert "(a secret's value changed)" in "\n".join(target.lines)

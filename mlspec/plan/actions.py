@@ -16,7 +16,7 @@ from typing import Any, Mapping, Sequence, Union
 
 from mlspec.plan.hashing import BuildInputs, build_hash
 from mlspec.plan.records import DELETE, SENSITIVE, Change
-from mlspec.spec.model import Deployment, Resources
+from mlspec.spec.model import Analysis, Deployment, Resources, RolloutSpec, Step
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,10 @@ def _deployment(j: Mapping[str, Any]) -> Deployment:
     d = dict(j)
     d["resources"] = Resources(**d["resources"])
     d["env"], d["secrets"] = MappingProxyType(d["env"]), MappingProxyType(d["secrets"])  # read-only, as the spec's
+    r = dict(d["rollout"])
+    r["steps"] = tuple(Step(**s) for s in r["steps"])
+    r["analysis"] = Analysis(**r["analysis"]) if r["analysis"] is not None else None
+    d["rollout"] = RolloutSpec(**r)
     return Deployment(**d)
 
 

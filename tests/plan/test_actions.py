@@ -58,7 +58,10 @@ def test_without_builds_a_plan_is_for_display_only():
 
 
 def test_a_saved_plan_keeps_every_action_and_refuses_edited_file_text(tmp_path):
-    spec = make_spec()
+    canary = ("    rollout: {strategy: canary, steps: [{weight: 10, pause: 1m}],"
+              " analysis: {max_error_rate: 0.05, max_latency_p95: 250ms}}\n")
+    text = model_yaml().replace("    prevent_destroy: false\n", "    prevent_destroy: false\n" + canary)
+    spec = make_spec({"churn": text}, project=PROJECT + "monitoring: {prometheus_url: 'http://127.0.0.1:9090'}\n")
     p = plan(spec, observed(), tags_for(spec), {"m/a.yml": "b\n", "m/b.yml": "c\n"}, builds=builds_for(spec))
     save_plan(tmp_path / "p.json", SavedPlan(p, "d", "f"))
     assert "CHURN_API_KEY" not in (tmp_path / "p.json").read_text()

@@ -152,3 +152,31 @@ def test_one_promtool_run_names_each_expression_it_rejects(repo):
     found = [p.text() for p in expr_problems(load_spec("."), shutil.which("promtool"))]
     assert [line.split(": promtool: ")[0] for line in found] == [
         "models/fraud.yaml:13:26: alerts[1].expr", "models/fraud.yaml:15:26: alerts[3].expr"]
+
+
+@pytest.mark.parametrize("broken, where", [
+    ("  - target: local\n    version: 1.1.0\n    port: 8080\n    port: 8081\n", (20, 5)),  # a duplicate key
+    ("alerts:\n  - {kind: down\n", None),  # libyaml's own error
+])
+def test_a_big_broken_file_is_worded_from_libyaml_as_ruamel_would_locate_it(broken, where, monkeypatch):
+    from mlspec.spec import yamltext
+
+    base = (BASE / "models" / "churn.yaml").read_text()
+    text = base.replace("alerts:\n", broken) if "alerts" in broken else base.replace(
+        "  - target: local\n    version: 1.1.0\n    port: 8080\n", broken)
+    _, slow = yamltext.parse_yaml(text, "m.yaml")  # small: ruamel words it
+    monkeypatch.setattr(yamltext, "_BIG", 0)  # as if big: libyaml words it
+    _, fast = yamltext.parse_yaml(text, "m.yaml")
+    if where:
+        assert fast == slow and (fast[0].line, fast[0].col) == where
+    else:
+        assert fast[0].line == slow[0].line and fast[0].message.startswith("invalid YAML: ")
+
+
+def test_twenty_thousand_env_entries_with_a_duplicate_are_refused_fast(repo):
+    texts = {rel: (repo / rel).read_text() for rel in ("mlspec.yaml", "models/churn.yaml")}
+    env = "".join(f"      VAR_{i}: value-{i}\n" for i in range(20_000)) + "      VAR_5: again\n"
+    texts["models/churn.yaml"] = texts["models/churn.yaml"].replace("    env: {LOG_LEVEL: info}\n", "    env:\n" + env)
+    took, error = _timed(texts, repo)
+    assert [p.text() for p in error.problems] == ["models/churn.yaml:20023:7: invalid YAML: duplicate key 'VAR_5'"]
+    assert took < 3, f"{took:.1f} s to refuse"  # ruamel's reader took 10 s and more

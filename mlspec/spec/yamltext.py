@@ -23,6 +23,11 @@ from ruamel.yaml.tokens import ScalarToken
 from mlspec.errors import SpecProblem
 from mlspec.spec import fastyaml
 
+# Above this size a broken file's error is worded from libyaml's reading (fastyaml.quick_problem):
+# ruamel's pure-Python reader takes about a second per 50 KB.
+_BIG = 64 * 1024
+
+
 def _yaml() -> YAML:
     y = YAML(typ="rt")
     y.allow_duplicate_keys = False
@@ -37,6 +42,10 @@ def parse_yaml(text: str, rel: str) -> tuple[Any, list[SpecProblem]]:
     if deep is not None:
         line, col = deep
         return None, [SpecProblem(rel, line, col, "", f"invalid YAML: nested too deeply (more than {fastyaml.MAX_NESTING} levels)")]
+    quick = fastyaml.quick_problem(text) if len(text) > _BIG else None
+    if quick is not None:
+        line, col, words = quick
+        return None, [SpecProblem(rel, line, col, "", f"invalid YAML: {words}")]
     try:
         docs = list(_yaml().load_all(text))
     except MarkedYAMLError as e:

@@ -132,6 +132,10 @@ def test_the_built_image_predicts_what_the_host_model_predicts(engine, images, f
         assert reply["model_version"] == "1.1.0"
         assert output(reply, "predict") == host.predict(np.array(rows)).tolist()
         assert np.allclose(output(reply, "predict_proba"), host.predict_proba(np.array(rows)).ravel())
+        # The image's baseline (model/baseline.json) buckets each feature: the five rows are counted.
+        with NO_PROXY.open(f"http://127.0.0.1:{free_port}/metrics", timeout=5) as r:
+            metrics = r.read().decode()
+        assert 'mlspec_feature_value_count{feature="tenure",model="churn",version="1.1.0"} 5.0' in metrics
     finally:
         c.remove(force=True)
 

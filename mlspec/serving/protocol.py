@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
+from . import binary
 from .model import Model, datatype_of
 
 _NUMPY = {"BOOL": np.bool_, "UINT8": np.uint8, "UINT16": np.uint16, "UINT32": np.uint32,
@@ -25,19 +26,64 @@ class RequestError(Exception):
         self.status = status
 
 
-def _tensor(t: Any, where: str) -> np.ndarray:
+class Tail:
+    """The binary part of a request (binary data extension), read input by input."""
+
+    def __init__(self, data: bytes):
+        self.data, self.at = data, 0
+
+    def take(self, size) -> bytes:
+        raw, self.at = binary.take(self.data, self.at, size)
+        return raw
+
+
+class InferRequest(NamedTuple):
+    rid: Any
+    x: Any  # the batch: an array, or a DataFrame for named (and string) columns
+    names: tuple[str, ...]  # outputs to compute
+    binary: frozenset[str] | bool  # outputs to answer as binary data (True: all)
+
+
+def _bytes_tensor(t: dict, where: str, tail: Tail, shape: list) -> np.ndarray:
+    n = math.prod(shape)
+    params = t.get("parameters") or {}
+    if "binary_data_size" in params:
+        values = binary.tensor_from(tail.take(params["binary_data_size"]), "BYTES", n)
+    else:
+        values = t["data"]
+        if not isinstance(values, list) or any(isinstance(v, (list, dict)) for v in values):
+            raise RequestError(f"{where}.data must be a flat list of strings for BYTES")
+    try:
+        text = [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+    except UnicodeDecodeError:
+        raise RequestError(f"{where} holds BYTES that are not UTF-8 text") from None
+    if len(text) != n:
+        raise RequestError(f"{where}.data has {len(text)} values but shape {shape} needs {n}")
+    return np.array(text, dtype=object).reshape(shape)
+
+
+def _tensor(t: Any, where: str, tail: Tail) -> np.ndarray:
     if not isinstance(t, dict):
         raise RequestError(f"{where} must be an object")
-    for key in ("name", "shape", "datatype", "data"):
+    params = t.get("parameters") if isinstance(t.get("parameters"), dict) else {}
+    for key in ("name", "shape", "datatype") + (() if "binary_data_size" in params else ("data",)):
         if key not in t:
             raise RequestError(f"{where} has no '{key}'")
     shape, datatype = t["shape"], t["datatype"]
     if not isinstance(shape, list) or not all(
             isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise RequestError(f"{where}.shape must be a list of non-negative integers")
-    if datatype not in _NUMPY:
-        supported = ", ".join(_NUMPY)
-        raise RequestError(f"{where}.datatype {datatype!r} is not supported (use one of {supported})")
+    try:
+        if datatype == "BYTES":
+            return _bytes_tensor(t, where, tail, shape)
+        if datatype not in _NUMPY:
+            supported = ", ".join([*_NUMPY, "BYTES"])
+            raise RequestError(f"{where}.datatype {datatype!r} is not supported (use one of {supported})")
+        if "binary_data_size" in params:
+            raw = binary.tensor_from(tail.take(params["binary_data_size"]), datatype, math.prod(shape))
+            return raw.astype(_NUMPY[datatype]).reshape(shape)
+    except binary.BinaryError as e:
+        raise RequestError(f"{where}: {e}") from None
     try:
         raw = np.asarray(t["data"])
     except ValueError:
@@ -55,9 +101,9 @@ def _tensor(t: Any, where: str) -> np.ndarray:
     return raw.astype(_NUMPY[datatype]).reshape(shape)
 
 
-def _batch(inputs: list, model: Model) -> np.ndarray:
+def _batch(inputs: list, model: Model, tail: Tail) -> np.ndarray:
     """One [n, k] tensor, or (with known feature names) one [n] or [n, 1] tensor per feature."""
-    tensors = {t.get("name") if isinstance(t, dict) else i: _tensor(t, f"inputs[{i}]")
+    tensors = {t.get("name") if isinstance(t, dict) else i: _tensor(t, f"inputs[{i}]", tail)
                for i, t in enumerate(inputs)}
     if len(inputs) == 1:
         x = next(iter(tensors.values()))
@@ -76,23 +122,34 @@ def _batch(inputs: list, model: Model) -> np.ndarray:
         x = np.column_stack([c.reshape(len(c)) for c in columns])
     if x.shape[0] == 0:
         raise RequestError("the batch is empty")
+    if x.dtype == object:
+        raise RequestError("BYTES (text) inputs need a model fitted on named columns, sent one input per column")
     if model.n_features is not None and x.shape[1] != model.n_features:
         raise RequestError(f"expected {model.n_features} features per row, got {x.shape[1]}")
     return x.astype(model.input_dtype, copy=False)
 
 
-def parse_infer(body: bytes, model: Model) -> tuple[Any, np.ndarray, tuple[str, ...]]:
-    """Return (request id or None, input batch, names of the outputs to compute)."""
+def parse_infer(body: bytes, model: Model, header_length: str | None = None) -> InferRequest:
+    """The request id (or None), the input batch, the outputs to compute and those to answer in
+    binary. ``header_length`` is the Inference-Header-Content-Length header (binary extension)."""
     try:
-        req = json.loads(body)
+        head, rest = binary.split(body, header_length)
+    except binary.BinaryError as e:
+        raise RequestError(str(e)) from None
+    try:
+        req = json.loads(head)
     except (ValueError, UnicodeDecodeError) as e:
-        raise RequestError(f"the body is not valid JSON: {e}") from None
+        hint = "" if header_length else " (binary tensors need the Inference-Header-Content-Length header)"
+        raise RequestError(f"the body is not valid JSON: {e}{hint}") from None
     if not isinstance(req, dict):
         raise RequestError("the body must be a JSON object")
     inputs = req.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise RequestError("'inputs' must be a non-empty list of tensors")
-    x = _batch(inputs, model)
+    tail = Tail(rest)
+    x = _batch(inputs, model, tail)
+    if tail.at != len(rest):
+        raise RequestError(f"{len(rest) - tail.at} bytes after the JSON header belong to no input's binary_data_size")
     known = tuple(o.name for o in model.outputs)
     wanted = req.get("outputs")
     if wanted is None:
@@ -107,7 +164,7 @@ def parse_infer(body: bytes, model: Model) -> tuple[Any, np.ndarray, tuple[str, 
     rid = req.get("id")
     if rid is not None and not isinstance(rid, str):
         raise RequestError("'id' must be a string")
-    return rid, x, names
+    return InferRequest(rid, x, names, binary.wanted(req))
 
 
 def infer_response(model_name: str, version: str, rid: Any,

@@ -17,7 +17,7 @@ def test_health(server):
 def test_server_metadata(server):
     status, body, _ = server.request("GET", "/v2")
     assert status == 200
-    assert body["name"] == "mlspec-serving" and body["extensions"] == []
+    assert body["name"] == "mlspec-serving" and body["extensions"] == ["binary_tensor_data"]
 
 
 @pytest.mark.parametrize("path", [f"/v2/models/{MODEL}", f"/v2/models/{MODEL}/versions/{VERSION}"])

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from mlspec import __version__
-from mlspec.errors import MlspecError, SpecError
+from mlspec.errors import MlspecError, SpecError, shown
 
 FORMATS = click.Choice(["text", "github"])
 
@@ -40,7 +40,7 @@ def handled(fn):
         except MlspecError as e:
             if show_tb:
                 traceback.print_exc()
-            click.echo(f"Error: {e}", err=True)
+            click.echo(shown(f"Error: {e}", breaks=True), err=True)  # names, paths, container logs: anyone's text
             code = e.exit_code
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
@@ -50,7 +50,7 @@ def handled(fn):
         except Exception as e:  # noqa: BLE001 - the one place that catches everything
             if show_tb:
                 traceback.print_exc()
-            click.echo(f"Unexpected error: {type(e).__name__}: {e}. Run again with --traceback to see where.", err=True)
+            click.echo(shown(f"Unexpected error: {type(e).__name__}: {e}. Run again with --traceback to see where.", breaks=True), err=True)
             code = 3
         ctx.exit(code or 0)
 

@@ -36,10 +36,11 @@ class SpecProblem:
 def shown(text: str, *, breaks: bool = False) -> str:
     """Text safe to print: a character that is not printable (a control, a terminal escape, a
     bidirectional override such as U+202E in a file name) is shown as its escape; with ``breaks``,
-    CR and LF stay (GitHub's annotations escape them their own way)."""
+    line feeds and tabs stay (a multi-line message; GitHub's annotations escape LF their own way).
+    A carriage return is always escaped: it could print over what came before it."""
     if text.isprintable():
         return text
-    keep = "\r\n" if breaks else ""
+    keep = "\n\t" if breaks else ""
     return "".join(ch if ch.isprintable() or ch in keep else ascii(ch)[1:-1] for ch in text)
 
 

@@ -161,9 +161,14 @@ class Quality:
 
     def observe(self, rid: str, x: np.ndarray, outputs: dict) -> None:
         """Count one successful prediction: its inputs, its predictions, and remember them by id."""
-        for i, column, edges in self._features:
-            if column < x.shape[1]:
-                self._hist.observe(i, edges, x[:, column])
+        cols = x if isinstance(x, np.ndarray) else np.asarray(x)  # a DataFrame too
+        for i, column, edges in self._features if cols.ndim == 2 else ():
+            if column < cols.shape[1]:
+                try:
+                    values = cols[:, column].astype(np.float64)
+                except (TypeError, ValueError):  # not numbers in this input: not bucketed
+                    continue
+                self._hist.observe(i, edges, values)
         pred = outputs.get("predict")
         if pred is None:
             return  # the caller asked for probabilities only: nothing to count or to judge

@@ -240,6 +240,10 @@ def _register_subcommands() -> None:
     from mlspec.commands import gitops
 
     gitops.register(main, handled)
+    from mlspec.commands.train import train
+
+    train.callback = handled(train.callback)
+    main.add_command(train)
 
 
 _register_subcommands()

@@ -105,7 +105,9 @@ def _styled(old, value: str):
     return type(old)(value) if isinstance(old, str) else value
 
 
-def version_add(root: Path, model: str, artifact: Path, version: str | None = None, bump: str = "patch", evaluation: bool = True) -> Edit:
+def version_add(root: Path, model: str, artifact: Path, version: str | None = None, bump: str = "patch", evaluation: bool = True,
+                lineage: dict | None = None, also_commit: tuple[str, ...] = ()) -> Edit:
+    """``lineage`` (from ``mlspec train``) is written into the new version; a copied one never is."""
     texts = _texts(root)
     rel = _model_file(texts, model)
     doc = YamlEdit(texts[rel], rel)
@@ -132,6 +134,7 @@ def version_add(root: Path, model: str, artifact: Path, version: str | None = No
         if not evaluation:
             item.pop("evaluation", None)
         item["version"] = _styled(item.get("version"), new)
+        item.pop("lineage", None)  # the previous artifact's record says nothing of this one
         art = item.get("artifact")
         if isinstance(art, dict):
             art["path"], art["sha256"] = _styled(art.get("path"), art_rel), _styled(art.get("sha256"), digest)
@@ -140,6 +143,8 @@ def version_add(root: Path, model: str, artifact: Path, version: str | None = No
     else:
         item = CommentedMap(version=new, artifact=_flow({"path": art_rel, "sha256": digest}))
     doc.append_item(("versions",), item)
+    if lineage is not None:
+        item["lineage"] = _lineage_node(lineage)
     after = _validated(texts, doc, root, f"add {model} {new}")
     return Edit(
         rel, texts[rel], after,
@@ -150,6 +155,22 @@ def version_add(root: Path, model: str, artifact: Path, version: str | None = No
 
 
 def _flow(d: dict) -> CommentedMap:
+def _lineage_node(lineage: dict) -> CommentedMap:
+    # Block style with flow leaves (one data file, the params, the packages per line): short
+    # enough to review, and a re-run's diff shows which input moved.
+    node = CommentedMap()
+    for key, value in lineage.items():
+        if key == "data":
+            node[key] = [_flow(d) for d in value]
+        elif key == "python_packages":  # quoted, as pins are written: 2.0 would read as a number
+            node[key] = _flow({k: DoubleQuotedScalarString(v) for k, v in value.items()})
+        elif isinstance(value, dict):
+            node[key] = _flow(value)
+        else:
+            node[key] = value
+    return node
+
+
     m = CommentedMap(d)
     m.fa.set_flow_style()
     return m

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from mlspec.spec import model as m
 from mlspec.spec import wire as w
 from mlspec.spec.checks import alert_name
+from mlspec.spec.training import build_lineage, build_training
 from mlspec.spec.units import duration_seconds, parse_comparison
 
 
@@ -50,7 +51,7 @@ def _version(doc: w.ModelDoc, v: w.ModelVersion) -> m.Version:
         res = e.resources or w.EvalResources()
         ev = m.Evaluation(m.Pinned(e.dataset.path, e.dataset.sha256), e.target_column, _gates(e), e.average,
                           custom, slices, tuple(e.ignore_columns), res.memory or "1g", res.cpus or 1.0)
-    return m.Version(v.version, m.Pinned(v.artifact.path, v.artifact.sha256), _frozen(pkgs), ev)
+    return m.Version(v.version, m.Pinned(v.artifact.path, v.artifact.sha256), _frozen(pkgs), ev, build_lineage(v))
 
 
 def _alert(model: str, a: w.BuiltinAlert | w.CustomAlert) -> m.Alert:
@@ -102,6 +103,7 @@ def build_model(doc: w.ModelDoc, source: str, project: w.ProjectDoc) -> m.Model:
         alerts=tuple(_alert(doc.name, a) for a in doc.alerts),
         slo=slo,
         description=doc.description,
+        training=build_training(doc),
     )
 
 

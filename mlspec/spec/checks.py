@@ -234,12 +234,23 @@ def check_model(doc: Document, root: Path | None, project: ProjectDoc | None) ->
         clash = set(d.env) & set(d.secrets)
         for key in sorted(clash):
             yield doc.at(("deployments", i, "secrets", key), "also set in env; a variable is either env or a secret")
+    if m.training:
+        yield from _check_training(doc, root, m.training)
     names = [(("alerts", i), alert_name(m.name, a)) for i, a in enumerate(m.alerts)]
     yield from _duplicates(doc, names, "alert name")
     for i, a in enumerate(m.alerts):
         if isinstance(a, BuiltinAlert):
             yield from _check_alert(doc, i, a)
 
+
+def _check_training(doc: Document, root: Path | None, t) -> Iterator[SpecProblem]:
+    if t.script is not None:
+        yield from _path(doc, root, ("training", "script"), t.script)
+    for i, d in enumerate(t.data):
+        if d.path is not None:  # a URL is checked after its download, at train time
+            yield from _pinned(doc, root, ("training", "data", i), d)
+    if root is not None and t.runtime is None and doc.doc.framework == "sklearn" and "scikit-learn" not in doc.doc.runtime.python_packages:
+        yield doc.at(("training",), "declare the scikit-learn version to train with (runtime.python_packages)")
 
 def check_across(models: list[Document]) -> Iterator[SpecProblem]:
     """Model names are unique; no two deployments publish the same port on one target."""

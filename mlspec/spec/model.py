@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
+from mlspec.spec.training import Lineage, Training
+
 
 @dataclass(frozen=True)
 class Pinned:
@@ -57,6 +59,7 @@ class Version:
     artifact: Pinned
     python_packages: Mapping[str, str]  # model runtime merged with the version's own
     evaluation: Evaluation | None = None
+    lineage: Lineage | None = None  # how `mlspec train` made the artifact
 
 
 @dataclass(frozen=True)
@@ -150,6 +153,7 @@ class Model:
     alerts: tuple[Alert, ...]
     slo: Slo | None
     description: str | None = None
+    training: Training | None = None  # how `mlspec train` makes a new version
 
     def version(self, v: str) -> Version:
         return next(x for x in self.versions if x.version == v)

@@ -236,11 +236,78 @@ class Runtime(Strict):
     )
 
 
+# --- Training (``mlspec train``) and the lineage it records ----------------------------------
+
+def _scalar_param(value: Any) -> Any:
+    if value is None or isinstance(value, (dict, list)):
+        raise ValueError("must be a string, number or boolean")
+    return value
+
+
+ParamValue = Annotated[Union[str, int, float, bool], BeforeValidator(_scalar_param)]
+FileName = _text(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$", "a plain file name such as model.joblib")
+
+
+class TrainingData(Strict):
+    path: str | None = Field(None, description="Repo-relative data file (one of path, url)")
+    url: HttpUrl | None = Field(None, description="http(s) URL downloaded on the host (one of path, url)")
+    sha256: Sha256
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "TrainingData":
+        if (self.path is None) == (self.url is None):
+            raise ValueError("give exactly one of path and url")
+        return self
+
+
+class TrainingRuntime(Strict):
+    python_packages: dict[PackageName, Pin] = Field(
+        default_factory=dict, description="Exact versions installed in the training image (default: the model's runtime)")
+
+
+class Training(Strict):
+    script: str | None = Field(None, description="Repo-relative Python script, run as python3 SCRIPT (one of script, command)")
+    command: list[str] | None = Field(None, min_length=1, description="A command the training image already holds (one of script, command)")
+    args: list[str] = Field(default_factory=list, description="Arguments after the script")
+    data: list[TrainingData] = Field(default_factory=list, description="Files the script reads, pinned by sha256")
+    params: dict[str, ParamValue] = Field(default_factory=dict, description="Hyper-parameters, given as MLSPEC_PARAMS (JSON)")
+    seed: int = Field(0, ge=0, le=2**32 - 1, description="Given as MLSPEC_SEED")
+    runtime: TrainingRuntime | None = None
+    resources: EvalResources | None = Field(None, description="Limits of the training container (default 2g, 1 CPU)")
+    timeout: Duration = Field("1h", description="How long the training may run")
+    network: bool = Field(False, description="Give the training container a network (default: none)")
+    artifact: FileName = Field("model.joblib", description="The file the script writes into MLSPEC_OUTPUT")
+
+    @model_validator(mode="after")
+    def _one_entry(self) -> "Training":
+        if (self.script is None) == (self.command is None):
+            raise ValueError("give exactly one of script and command")
+        return self
+
+
+class LineageCode(Strict):
+    commit: str | None = Field(None, description="The repo's HEAD commit when it trained")
+    script: str | None = None
+    sha256: Sha256 | None = Field(None, description="The script's sha256")
+    command: list[str] | None = None
+
+
+class Lineage(Strict):
+    data: list[TrainingData] = Field(default_factory=list)
+    params: dict[str, ParamValue] = Field(default_factory=dict)
+    seed: int = 0
+    code: LineageCode
+    python_packages: dict[PackageName, Pin] = Field(default_factory=dict)
+    image: str | None = Field(None, description="The training image's tag")
+    seconds: float = Field(ge=0, description="How long the training ran")
+
+
 class ModelVersion(Strict):
     version: Version
     artifact: PinnedFile
     runtime: Runtime | None = None
     evaluation: Evaluation | None = None
+    lineage: Lineage | None = Field(None, description="How mlspec train made the artifact")
 
 
 class SecretRef(Strict):
@@ -334,6 +401,7 @@ class ModelDoc(Strict):
     deployments: list[Deployment] = Field(default_factory=list)
     alerts: list[Alert] = Field(default_factory=list)
     slo: Slo | None = None
+    training: Training | None = Field(None, description="How `mlspec train` makes a new version")
 
 
 Defaults.model_rebuild()

@@ -1,4 +1,5 @@
-"""Train the quickstart's churn classifier: two versions and a validation set.
+"""Train the quickstart's churn classifier by hand: two versions, a validation set and the data
+that `mlspec train churn` retrains from (train.csv; new-data.csv stands for data collected later).
 
 Run from examples/quickstart:  python models/churn/train.py
 It prints the sha256 of every file it writes; models/churn.yaml pins them. The data is synthetic
@@ -39,13 +40,15 @@ def main() -> None:
         out.parent.mkdir(parents=True, exist_ok=True)
         joblib.dump(est, out)
         print(f"{out.relative_to(HERE.parent.parent)}  sha256={sha256(out)}  accuracy={est.score(X_val, y_val):.3f}")
-    val = HERE / "val.csv"
-    with val.open("w", newline="") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow([*FEATURES, "label"])
-        for row, label in zip(X_val, y_val):
-            w.writerow([f"{v:.6f}" for v in row] + [int(label)])
-    print(f"{val.relative_to(HERE.parent.parent)}  sha256={sha256(val)}")
+    for name, rows, labels in (("val.csv", X_val, y_val), ("train.csv", X_train[:1300], y_train[:1300]),
+                               ("new-data.csv", X_train[1300:], y_train[1300:])):
+        path = HERE / name
+        with path.open("w", newline="") as f:
+            w = csv.writer(f, lineterminator="\n")
+            w.writerow([*FEATURES, "label"])
+            for row, label in zip(rows, labels):
+                w.writerow([f"{v:.6f}" for v in row] + [int(label)])
+        print(f"{path.relative_to(HERE.parent.parent)}  sha256={sha256(path)}")
     print(f"scikit-learn {sklearn.__version__}, joblib {joblib.__version__}")
 
 

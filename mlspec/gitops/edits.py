@@ -22,6 +22,7 @@ from pathlib import Path
 
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString
 
 from mlspec.errors import MlspecError, SpecError, StateError
 from mlspec.gitops.history import read_history, version_before
@@ -133,8 +134,8 @@ def version_add(root: Path, model: str, artifact: Path, version: str | None = No
         item = clean_copy(versions[-1])
         if not evaluation:
             item.pop("evaluation", None)
-        item["version"] = _styled(item.get("version"), new)
         item.pop("lineage", None)  # the previous artifact's record says nothing of this one
+        item["version"] = _styled(item.get("version"), new)
         art = item.get("artifact")
         if isinstance(art, dict):
             art["path"], art["sha256"] = _styled(art.get("path"), art_rel), _styled(art.get("sha256"), digest)
@@ -142,19 +143,18 @@ def version_add(root: Path, model: str, artifact: Path, version: str | None = No
             item["artifact"] = _flow({"path": art_rel, "sha256": digest})
     else:
         item = CommentedMap(version=new, artifact=_flow({"path": art_rel, "sha256": digest}))
-    doc.append_item(("versions",), item)
     if lineage is not None:
         item["lineage"] = _lineage_node(lineage)
+    doc.append_item(("versions",), item)
     after = _validated(texts, doc, root, f"add {model} {new}")
     return Edit(
         rel, texts[rel], after,
         message=f"{model}: add version {new}\n\nartifact: {art_rel}\nsha256: {digest}\n",
         summary=f"Added {model} {new} to {rel} (artifact {art_rel}, sha256 {digest[:12]}).",
-        also_commit=(art_rel,),
+        also_commit=(art_rel, *also_commit),
     )
 
 
-def _flow(d: dict) -> CommentedMap:
 def _lineage_node(lineage: dict) -> CommentedMap:
     # Block style with flow leaves (one data file, the params, the packages per line): short
     # enough to review, and a re-run's diff shows which input moved.
@@ -171,6 +171,7 @@ def _lineage_node(lineage: dict) -> CommentedMap:
     return node
 
 
+def _flow(d: dict) -> CommentedMap:
     m = CommentedMap(d)
     m.fa.set_flow_style()
     return m

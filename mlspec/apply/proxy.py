@@ -34,6 +34,13 @@ in table mode, the backend addresses in ascending order in DNS mode), never retr
 Prometheus must see each replica's own counters, and a replica that does not answer must show
 ``up == 0`` for its own target (503), not be covered by its neighbours.
 
+A table route may also carry a ``canary`` set, which takes ``weight`` percent of requests (by the
+hash of the ``X-MLSpec-Sticky`` header when the caller sends one, so one user stays on one side),
+and a ``shadow`` set, which gets a copy of every inference request once its answer is sent; the
+shadow's answer is discarded and counted as agreeing or not on ``GET /_mlspec/metrics``
+(``mlspec_shadow_agreement_total``). While a canary or shadow runs, its replicas follow the
+stable ones in replica order, so each is scraped on its own path too.
+
 Every answer leaves in one write, and every request to a backend too, on TCP_NODELAY sockets: with
 Nagle's algorithm a body written apart from its headers waits ~40 ms for the peer's delayed ACK.
 
@@ -43,6 +50,7 @@ connections idle for over a second, waits for the requests in flight (bounded) a
 """
 
 import contextlib
+import hashlib
 import http.client
 import json
 import os
@@ -112,7 +120,7 @@ def dns_replicas():
     return [(a, BACKEND_PORT) for a in sorted({info[4][0] for info in infos}, key=socket.inet_aton)]
 
 
-def dns_backends():
+def dns_backends(headers=None):
     """The replicas, shuffled: spreads load across them."""
     addrs = dns_replicas()
     random.shuffle(addrs)
@@ -236,14 +244,18 @@ class Handler(BaseHTTPRequestHandler):
         replica = REPLICA_METRICS.match(self.path)
         if replica and self.command in ("GET", "HEAD"):
             return self._replica_metrics(int(replica.group(1)), headers)
+        if self.path == FRONT_METRICS and self.command == "GET":
+            return self._reply(200, [("Content-Type", "text/plain; version=0.0.4")], SHADOW.text())
+        mirror = getattr(self.server, "mirror", None)
         status, out_headers, data = 503, [], b""
         last = "no backend is registered"
         deadline = time.monotonic() + RETRY_WINDOW
         while True:
-            for host, port in self.server.backends():
+            for host, port in self.server.backends(self.headers):
                 try:
                     status, out_headers, data = forward(host, port, self.command, self.path, headers, body)
-                    return self._reply(status, out_headers, data)
+                    self._reply(status, out_headers, data)
+                    return mirror and mirror(self.command, self.path, headers, body, status, data)
                 except Retry as r:
                     last = r.args[0]
                     if len(r.args) > 1:  # a 503 is an answer: pass it on if nothing better comes
@@ -388,9 +400,90 @@ def checked(routes, removals):
         elif (isinstance(r, dict) and is_port(r.get("port")) and isinstance(r.get("backends"), list)
               and all(map(is_port, r["backends"]))):
             out[name] = {"port": r["port"], "backends": list(r["backends"])}
+            for extra in ("canary", "shadow"):
+                if r.get(extra) is not None:
+                    out[name][extra] = _side_set(name, extra, r[extra], is_port)
         else:
             raise ValueError(f'route {name!r}: expected {{"port": <port>, "backends": [<port>, ...]}}')
     return out
+
+
+def _side_set(name, kind, s, is_port):
+    """A route's canary ({"backends", "weight": percent}) or shadow ({"backends"}) set."""
+    ok = isinstance(s, dict) and isinstance(s.get("backends"), list) and all(map(is_port, s["backends"]))
+    weight = s.get("weight") if isinstance(s, dict) else None
+    if ok and kind == "canary" and type(weight) in (int, float) and 0 <= weight <= 100:
+        return {"backends": list(s["backends"]), "weight": weight}
+    if ok and kind == "shadow":
+        return {"backends": list(s["backends"])}
+    shape = '{"backends": [<port>, ...], "weight": <0..100>}' if kind == "canary" else '{"backends": [<port>, ...]}'
+    raise ValueError(f"route {name!r}: {kind} expected {shape}")
+
+
+# -- weighted routing and shadow copies --------------------------------------------------------
+# A route may carry a canary set that takes ``weight`` percent of requests, and a shadow set that
+# gets a copy of every inference request. A caller that sends STICKY always lands on the same side
+# for the same value (a user id, a session): the value's hash picks, not a coin.
+STICKY = "X-MLSpec-Sticky"
+FRONT_METRICS = "/_mlspec/metrics"
+SHADOW_INFLIGHT = threading.BoundedSemaphore(int(os.environ.get("MLSPEC_PROXY_SHADOW_INFLIGHT", "16")))
+
+
+def canary_side(weight, sticky):
+    """True when this request goes to the canary set."""
+    if sticky:
+        bucket = int.from_bytes(hashlib.sha256(sticky.encode("utf-8", "replace")).digest()[:8], "big") % 10000
+        return bucket < weight * 100
+    return random.random() * 100 < weight
+
+
+def same_answer(a, b):
+    """Two inference answers agree when their outputs do (ids and versions always differ)."""
+    try:
+        x, y = json.loads(a), json.loads(b)
+        return [o.get("data") for o in x["outputs"]] == [o.get("data") for o in y["outputs"]]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return a == b
+
+
+class Shadow:
+    """Counts, per route, how often the shadow set answered as the serving one did."""
+
+    def __init__(self):
+        self.counts, self.lock = {}, threading.Lock()
+
+    def count(self, name, outcome):
+        with self.lock:
+            self.counts[(name, outcome)] = self.counts.get((name, outcome), 0) + 1
+
+    def copy(self, name, backends, method, path, headers, body, status, data):
+        if method != "POST" or not path.endswith("/infer") or not backends:
+            return
+        if not SHADOW_INFLIGHT.acquire(blocking=False):
+            return  # copies never queue up behind a slow shadow: the serving path must not wait
+
+        def run():
+            try:
+                host, port = random.choice(backends)
+                got = forward(host, port, method, path, headers, body)
+                self.count(name, "agree" if got[0] == status and same_answer(got[2], data) else "disagree")
+            except Retry:
+                self.count(name, "error")
+            finally:
+                SHADOW_INFLIGHT.release()
+
+        threading.Thread(target=run, daemon=True).start()
+
+    def text(self):
+        with self.lock:
+            items = sorted(self.counts.items())
+        lines = ["# HELP mlspec_shadow_agreement_total Shadow answers compared with the served one.",
+                 "# TYPE mlspec_shadow_agreement_total counter"]
+        lines += [f'mlspec_shadow_agreement_total{{deployment="{n}",outcome="{o}"}} {v}' for (n, o), v in items]
+        return ("\n".join(lines) + "\n").encode()
+
+
+SHADOW = Shadow()
 
 
 class Front:
@@ -418,21 +511,43 @@ class Front:
         self.taken = {}
 
     def replicas(self, name):
+        """Replica i: the stable set's ports ascending, then the canary's, then the shadow's, so a
+        canary's own counters are scraped too while it runs."""
         def current():
             host, route = self.pod(), self.routes.get(name)
             if not host or not route:
                 return []
-            return [(host, p) for p in sorted(route["backends"])]
+            sides = [route["backends"]] + [route[k]["backends"] for k in ("canary", "shadow") if k in route]
+            return [(host, p) for ports in sides for p in sorted(ports)]
         return current
 
     def backends(self, name):
-        replicas = self.replicas(name)
-
-        def current():
-            out = replicas()
-            random.shuffle(out)
-            return out
+        def current(headers=None):
+            """This request's backends, shuffled: the canary set with its weight's probability (or
+            by the sticky header's hash), else the stable set; the other set follows as fallback."""
+            host, route = self.pod(), self.routes.get(name)
+            if not host or not route:
+                return []
+            first, then = list(route["backends"]), []
+            canary = route.get("canary")
+            if canary and canary["backends"]:
+                sticky = headers.get(STICKY) if headers is not None else None
+                if canary_side(canary["weight"], sticky):
+                    first, then = list(canary["backends"]), first
+                else:
+                    then = list(canary["backends"])
+            random.shuffle(first)
+            random.shuffle(then)
+            return [(host, p) for p in first + then]
         return current
+
+    def mirror(self, name):
+        def copy(method, path, headers, body, status, data):
+            host, route = self.pod(), self.routes.get(name)
+            if host and route and route.get("shadow"):
+                SHADOW.copy(name, [(host, p) for p in route["shadow"]["backends"]], method, path, headers, body,
+                            status, data)
+        return copy
 
     def bind(self, name, route):
         """Listen on the route's port; returns the listener it replaces, for the caller to close."""
@@ -444,7 +559,7 @@ class Front:
             server = Listener((self.listen, port), self.taken.pop((self.listen, port), None))
         except OSError as e:
             return self.refuse(name, f"port {port}: {e.strerror or e}")
-        server.backends, server.replicas = self.backends(name), self.replicas(name)
+        server.backends, server.replicas, server.mirror = self.backends(name), self.replicas(name), self.mirror(name)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self.routes[name] = route
         self.errors.pop(name, None)

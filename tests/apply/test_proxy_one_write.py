@@ -48,7 +48,7 @@ class _Front(proxy.Server):
         super().__init__(("127.0.0.1", 0), proxy.Handler)
         self.accepted: list[_Counting] = []
         self.replicas = lambda: list(backends)
-        self.backends = self.replicas
+        self.backends = lambda headers=None: list(backends)  # the front picks by request headers (a canary)
 
     def get_request(self):
         sock, addr = super().get_request()

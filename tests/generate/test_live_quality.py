@@ -4,7 +4,9 @@ scraped by a real Prometheus that loads the generated rules file.
 Traffic shaped like the evaluation dataset keeps every feature's PSI small and the drift alert
 silent; inputs shifted above the top bucket of one feature drive its PSI up and the drift alert
 to firing, naming that feature; wrong labels sent as feedback drive the live-accuracy alert to
-firing. The scrape config is the test's own (one static target, the labels the generated
+firing. A real Alertmanager, on the generated configuration and reached at the generated
+address, routes each alert to the receiver its owner and severity name (slack and pagerduty
+receivers whose secrets are files). The scrape config is the test's own (one static target, the labels the generated
 file_sd would give): the generated scrape path goes through the front, which this test does
 not start. Every wait is bounded; every process started here is stopped by its pid.
 """
@@ -23,9 +25,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import yaml
 
 from mlspec.generate import baseline, generate, write_files
 from mlspec.spec import load_spec
+from tests.conftest import require
 from tests.generate.conftest import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.promtool]
@@ -83,13 +87,17 @@ def started():
             p.wait(timeout=10)
 
 
-def quality_spec(root: Path):
+def quality_spec(root: Path, alertmanager: int, secrets: Path):
     """The quickstart's churn model, 1.1.0 deployed, with a drift and a live-accuracy alert that
-    fire one second after their condition holds."""
+    fire one second after their condition holds, routed to receivers by owner and severity."""
     shutil.copytree(QUICKSTART / "models" / "churn", root / "models" / "churn")
     (root / "mlspec.yaml").write_text(
         "apiVersion: mlspec/v1\nkind: Project\nname: live\ntargets: [{name: local, type: docker}]\n"
-        "monitoring: {output: monitoring/, scrape_interval: 1s, evaluation_interval: 1s}\n")
+        "monitoring:\n  output: monitoring/\n  scrape_interval: 1s\n  evaluation_interval: 1s\n"
+        f"  alertmanager:\n    url: http://127.0.0.1:{alertmanager}\n    default_receiver: risk-team\n"
+        "    receivers:\n"
+        f"      risk-team: {{kind: slack, api_url_file: {secrets / 'slack-url'}, channel: '#risk'}}\n"
+        f"      risk-team-page: {{kind: pagerduty, routing_key_file: {secrets / 'pagerduty-key'}}}\n")
     model = (QUICKSTART / "models" / "churn.yaml").read_text()
     (root / "models" / "churn.yaml").write_text(
         model[: model.index("deployments:")]
@@ -99,10 +107,22 @@ def quality_spec(root: Path):
     return load_spec(root)
 
 
-def test_a_shifted_input_fires_drift_and_wrong_feedback_fires_live_accuracy(tmp_path, started, prometheus):
-    repo = tmp_path / "repo"
-    spec = quality_spec(repo)
-    write_files(repo, generate(spec))
+@pytest.fixture(scope="session")
+def alertmanager() -> str:
+    return require("prometheus-alertmanager", ".ci/setup installs it from the Debian package prometheus-alertmanager",
+                   lambda: shutil.which("prometheus-alertmanager") or shutil.which("alertmanager"))
+
+
+def test_a_shifted_input_fires_drift_and_wrong_feedback_fires_live_accuracy(tmp_path, started, prometheus, alertmanager):
+    repo, secrets, am_port = tmp_path / "repo", tmp_path / "secrets", free_port()
+    secrets.mkdir()
+    (secrets / "slack-url").write_text(f"http://127.0.0.1:{free_port()}/slack\n")  # nobody answers there
+    (secrets / "pagerduty-key").write_text("not-a-real-key\n")
+    spec = quality_spec(repo, am_port, secrets)
+    files = generate(spec)
+    assert str(secrets / "slack-url") in files["monitoring/alertmanager/alertmanager.yml"]
+    assert "not-a-real-key" not in "".join(files.values())
+    write_files(repo, files)
     ev = spec.model("churn").version("1.1.0").evaluation
     (tmp_path / "baseline.json").write_text(baseline.to_json(baseline.compute((repo / ev.dataset.path).read_bytes(), "label")))
 
@@ -117,8 +137,13 @@ def test_a_shifted_input_fires_drift_and_wrong_feedback_fires_live_accuracy(tmp_
 
     rules = repo / "monitoring" / "prometheus" / "rules" / "churn.rules.yml"
     labels = {"model": "churn", "version": "1.1.0", "target": "local", "deployment": "churn", "replica": "1"}
+    started([alertmanager, f"--config.file={repo / 'monitoring/alertmanager/alertmanager.yml'}",
+             f"--storage.path={tmp_path / 'am'}", f"--web.listen-address=127.0.0.1:{am_port}",
+             "--cluster.listen-address="], tmp_path / "alertmanager.log")
+    generated = yaml.safe_load((repo / "monitoring/prometheus/prometheus.yml").read_text())
     (tmp_path / "prometheus.yml").write_text(json.dumps({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
+        "alerting": generated["alerting"],  # the address the spec gave, as generated
         "rule_files": [str(rules)],
         "scrape_configs": [{"job_name": "mlspec", "honor_labels": True,
                             "static_configs": [{"targets": [base[len("http://"):]], "labels": labels}]}]}))
@@ -176,3 +201,11 @@ def test_a_shifted_input_fires_drift_and_wrong_feedback_fires_live_accuracy(tmp_
         assert got == {"id": short["id"], "correct": 0, "incorrect": 20}
     accuracy = wait_for("ChurnLiveAccuracy firing", lambda: firing("ChurnLiveAccuracy"))
     assert [(a["model"], a["version"], a["severity"]) for a in accuracy] == [("churn", "1.1.0", "page")]
+
+    # Alertmanager got both, each routed by owner (risk-team) and severity.
+    def routed(name: str):
+        alerts = call(f"http://127.0.0.1:{am_port}/api/v2/alerts?filter=" + urllib.parse.quote(f'alertname="{name}"'))
+        return alerts and sorted(r["name"] for a in alerts for r in a["receivers"])
+
+    assert wait_for("ChurnDrift in Alertmanager", lambda: routed("ChurnDrift")) == ["risk-team"]
+    assert wait_for("ChurnLiveAccuracy in Alertmanager", lambda: routed("ChurnLiveAccuracy")) == ["risk-team-page"]

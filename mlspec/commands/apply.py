@@ -22,6 +22,7 @@ from mlspec.plan.actions import with_secret_refs
 from mlspec.plan.records import Plan
 from mlspec.plan.saved import check_fresh, load_plan, observed_fingerprint, spec_digest
 from mlspec.spec.model import Spec
+from mlspec.state import preflight
 from mlspec.state.docker_reader import client_for
 
 
@@ -85,6 +86,8 @@ def planned(spec: Spec, texts: dict[str, str], opts: ApplyOptions, factory=clien
     saved = load_plan(opts.plan_file) if opts.plan_file else None
     o = saved.options if saved else {}
     options = _options(spec, o.get("models", opts.models), o.get("targets", opts.targets), o.get("prune", opts.prune))
+    if o.get("refresh", True):  # plan's pre-flight: what would fail half way fails here, located in the spec
+        preflight.check(spec, texts, models=options.models, targets=options.targets, factory=factory)
     live = live_plan(spec, options, refresh=o.get("refresh", True), factory=factory)
     if saved:
         check_fresh(saved, spec_digest(texts), observed_fingerprint(live.observed))

@@ -224,3 +224,13 @@ def test_pr_mode_skips_the_checks_and_says_so(git_repo, monkeypatch):
     assert result.stderr.splitlines() == [
         "Pre-flight checks skipped: PR mode reads no target (secrets, ports and engines are checked by a plan "
         "without --base)."]
+
+
+def test_apply_runs_the_same_checks_before_it_builds_anything(engine_repo, monkeypatch):
+    monkeypatch.delenv("CHURN_API_KEY")
+    result = CliRunner().invoke(main, ["apply", "--auto-approve", "--target", "local"])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        f"{SECRET_AT}: CHURN_API_KEY is not set on this host; export it before apply (its value is never printed)",
+        "1 problem(s) found."]
+    assert "building" not in result.stdout

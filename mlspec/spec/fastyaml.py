@@ -160,8 +160,15 @@ def load(text: str, kind: str = "rt") -> Any:
 
     'rt' gives PosMap and PosSeq (dict and list, with marks); 'safe' gives plain dict and list.
     """
+    return read(text, kind)[0]
+
+
+def read(text: str, kind: str = "rt") -> tuple[Any, tuple[int, int, str] | None]:
+    """``load``'s answer, and when it is UNSURE because the file is broken, where and why: 1-based
+    (line, column, words) of libyaml's error or of a duplicate key (words as ruamel's for those).
+    A big broken file is worded from this (ruamel's reader takes seconds on 20,000 entries)."""
     if yaml is None or not _plain_enough(text):
-        return UNSURE
+        return UNSURE, None
     try:
         composer = _Composer(text)
         try:
@@ -169,10 +176,18 @@ def load(text: str, kind: str = "rt") -> Any:
         finally:
             composer.dispose()
         if node.__class__ is not yaml.MappingNode:  # no document, or not a mapping: ruamel words those
-            return UNSURE
-        return _Builder(kind, text).build(node)
-    except (_Unsure, RecursionError, Exception):  # libyaml's errors, ruamel's constructors': ruamel says
-        return UNSURE
+            return UNSURE, None
+        return _Builder(kind, text).build(node), None
+    except _Duplicate as e:
+        return UNSURE, (e.mark.line + 1, e.mark.column + 1, f"duplicate key {str(e.key)!r}")
+    except yaml.MarkedYAMLError as e:
+        # An unclosed quote is located where it opens, as the loader does for ruamel's errors.
+        opened = e.context and "while scanning a quoted scalar" in e.context
+        mark = (e.context_mark if opened else None) or e.problem_mark or e.context_mark
+        words = " ".join(x for x in (e.context, e.problem) if x)
+        return UNSURE, ((mark.line + 1, mark.column + 1, words) if mark is not None and words else None)
+    except (_Unsure, RecursionError, Exception):  # ruamel's constructors' errors: ruamel says
+        return UNSURE, None
 
 
 # No spec nests deeper than a dozen levels. ruamel's reader recurses per level and took seconds to
@@ -207,32 +222,6 @@ def too_deep(text: str, limit: int = MAX_NESTING) -> tuple[int, int] | None:
         return None
     finally:
         parser.dispose()
-
-
-def quick_problem(text: str) -> tuple[int, int, str] | None:
-    """1-based (line, column, words) of libyaml's error or of a duplicate key, else None.
-
-    For big files only: ruamel's reader takes seconds to word the same error in a file of 20,000
-    entries. The words are those ruamel gives for the same problem where they match (a duplicate
-    key); libyaml's otherwise."""
-    if yaml is None or not _plain_enough(text):
-        return None
-    composer = _Composer(text)
-    try:
-        node = composer.get_single_node()
-        if node is not None and node.__class__ is yaml.MappingNode:
-            _Builder("safe", text).build(node)
-    except _Duplicate as e:
-        return e.mark.line + 1, e.mark.column + 1, f"duplicate key {str(e.key)!r}"
-    except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        words = " ".join(x for x in (e.context, e.problem) if x)
-        return (mark.line + 1, mark.column + 1, words) if mark is not None and words else None
-    except (_Unsure, RecursionError, Exception):  # noqa: BLE001 - unsure: ruamel decides
-        return None
-    finally:
-        composer.dispose()
-    return None
 
 
 @functools.lru_cache(maxsize=8192)  # keys and common values repeat in every file

@@ -23,7 +23,7 @@ from ruamel.yaml.tokens import ScalarToken
 from mlspec.errors import SpecProblem
 from mlspec.spec import fastyaml
 
-# Above this size a broken file's error is worded from libyaml's reading (fastyaml.quick_problem):
+# Above this size a broken file's error is worded from libyaml's reading (fastyaml.read):
 # ruamel's pure-Python reader takes about a second per 50 KB.
 _BIG = 64 * 1024
 
@@ -35,17 +35,16 @@ def _yaml() -> YAML:
 
 
 def parse_yaml(text: str, rel: str) -> tuple[Any, list[SpecProblem]]:
-    fast = fastyaml.load(text)
+    fast, broken = fastyaml.read(text)
     if fast is not fastyaml.UNSURE:
         return fast, []
+    if broken is not None and len(text) > _BIG:
+        line, col, words = broken
+        return None, [SpecProblem(rel, line, col, "", f"invalid YAML: {words}")]
     deep = fastyaml.too_deep(text)
     if deep is not None:
         line, col = deep
         return None, [SpecProblem(rel, line, col, "", f"invalid YAML: nested too deeply (more than {fastyaml.MAX_NESTING} levels)")]
-    quick = fastyaml.quick_problem(text) if len(text) > _BIG else None
-    if quick is not None:
-        line, col, words = quick
-        return None, [SpecProblem(rel, line, col, "", f"invalid YAML: {words}")]
     try:
         docs = list(_yaml().load_all(text))
     except MarkedYAMLError as e:

@@ -24,15 +24,22 @@ ROOT = Path(".")  # the spec repo is the current folder (`mlspec -C DIR ...` to 
 @click.command()
 @click.argument("model", required=False)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def history(model: str | None, fmt: str) -> int:
+@click.option("--lineage", metavar="MODEL@VERSION", help="The chain of versions that led to this one, with what each was trained from.")
+def history(model: str | None, fmt: str, lineage: str | None) -> int:
     """When each version was added and each deployment moved, from git history."""
-    return run_history(ROOT, model, fmt, click.get_text_stream("stdout"))
+    return run_history(ROOT, model, fmt, click.get_text_stream("stdout"), lineage)
 
 
-def run_history(root: Path, model: str | None, fmt: str, out: TextIO) -> int:
+def run_history(root: Path, model: str | None, fmt: str, out: TextIO, lineage: str | None = None) -> int:
     from mlspec.gitops.history import read_history
     from mlspec.gitops.report import history_json, history_text
 
+    if lineage is not None:
+        from mlspec.gitops.lineage import chain, chain_json, chain_text
+
+        doc = chain(root, lineage, read_history(root, lineage.partition("@")[0]))
+        out.write((chain_json if fmt == "json" else chain_text)(doc))
+        return 0
     events = read_history(root, model)
     out.write((history_json if fmt == "json" else history_text)(events))
     return 0

@@ -28,6 +28,7 @@ ACTIONS = ("version-added", "version-repinned", "deployment-added", "deployment-
 class ModelFacts:
     versions: Mapping[str, str] = field(default_factory=dict)  # version -> artifact sha256
     deployments: Mapping[tuple[str, str], str] = field(default_factory=dict)  # (target, name) -> version
+    lineage: Mapping[str, dict] = field(default_factory=dict)  # version -> what `mlspec train` recorded
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class Change:
     target: str | None = None
     deployment: str | None = None
     sha256: str | None = None  # the artifact digest of an added or repinned version
+    lineage: dict | None = field(default=None, compare=False)  # an added version's training record
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,7 @@ def facts_of(texts: Mapping[str, str], root: Path) -> tuple[dict[str, ModelFacts
         m.name: ModelFacts(
             {v.version: v.artifact.sha256 for v in m.versions},
             {(d.target, d.name): d.version for d in m.deployments},
+            {v.version: v.lineage.to_json() for v in m.versions if v.lineage},
         )
         for m in spec.models
     }, True
@@ -85,7 +88,9 @@ def _lenient(texts: Mapping[str, str]) -> dict[str, ModelFacts]:
             for d in _items(doc.get("deployments"))
             if "target" in d and "version" in d
         }
-        out.setdefault(name, ModelFacts(versions, deployments))
+        lineage = {str(v["version"]): v["lineage"] for v in _items(doc.get("versions"))
+                   if "version" in v and isinstance(v.get("lineage"), dict)}
+        out.setdefault(name, ModelFacts(versions, deployments, lineage))
     return out
 
 
@@ -105,7 +110,7 @@ def changes(before: Mapping[str, ModelFacts], after: Mapping[str, ModelFacts]) -
         old, new = before.get(model, ModelFacts()), after.get(model, ModelFacts())
         for v in new.versions:
             if v not in old.versions:
-                out.append(Change(model, "version-added", v, sha256=new.versions[v]))
+                out.append(Change(model, "version-added", v, sha256=new.versions[v], lineage=new.lineage.get(v)))
             elif old.versions[v] != new.versions[v]:
                 out.append(Change(model, "version-repinned", v, previous=old.versions[v], sha256=new.versions[v]))
         for (target, name), v in sorted(new.deployments.items()):

@@ -31,6 +31,16 @@ def change_line(c: Change) -> str:
     }[c.action]
 
 
+def lineage_line(ln: dict) -> str:
+    """One line: the data and code a version was trained from."""
+    data = ", ".join(f"{d.get('path') or d.get('url')} ({str(d.get('sha256'))[:12]})" for d in ln.get("data", []))
+    code = ln.get("code", {})
+    entry = f"{code['script']} ({str(code.get('sha256'))[:12]})" if code.get("script") else " ".join(code.get("command") or [])
+    at = f" at {code['commit'][:10]}" if code.get("commit") else ""
+    params = " ".join(f"{k}={v}" for k, v in sorted(ln.get("params", {}).items()))
+    return f"trained from {data or 'no data files'} by {entry}{at}, seed {ln.get('seed')}" + (f", {params}" if params else "")
+
+
 def history_text(events: Sequence[Event]) -> str:
     if not events:
         return "No model changes in the git history of the spec files.\n"
@@ -42,7 +52,10 @@ def history_text(events: Sequence[Event]) -> str:
         # Authors and messages are anyone's text: a terminal escape or a bidi override is shown escaped.
         out.append(shown(f"{first.commit[:10]}  {first.date}  {first.author} <{first.email}>{note}"))
         out.append(shown(f"    {first.message}"))
-        out += [f"  {change_line(e.change)}" for e in batch]
+        for e in batch:
+            out.append(f"  {change_line(e.change)}")
+            if e.change.lineage:
+                out.append(shown(f"      {lineage_line(e.change.lineage)}"))
         out.append("")
     return "\n".join(out)
 
@@ -63,6 +76,7 @@ def event_dict(e: Event) -> dict:
         "deployment": c.deployment,
         "sha256": c.sha256,
         "previous_sha256": c.previous if c.action == "version-repinned" else None,
+        "lineage": c.lineage,
     }
 
 

@@ -33,7 +33,7 @@ import docker.errors
 
 from mlspec import labels as L
 from mlspec.apply import containers as C
-from mlspec.apply import readiness, secret_files
+from mlspec.apply import canary, readiness, secret_files
 from mlspec.apply.containers import Rollout
 from mlspec.apply.infra import Infra, ensure_image, serving_port, stop_and_remove
 from mlspec.errors import ApplyError
@@ -62,8 +62,10 @@ class DockerTarget:
     """The deployments of one project on one Docker engine."""
 
     def __init__(self, client: docker.DockerClient, project: str, target: str, proxy_image: str,
-                 publish_address: str = "0.0.0.0", on_log: Log = lambda line: None, wait: bool = True):
+                 publish_address: str = "0.0.0.0", on_log: Log = lambda line: None, wait: bool = True,
+                 prometheus_url: str | None = None):
         self.client, self.project, self.target = client, project, target
+        self.prometheus_url = prometheus_url  # canary analysis asks it (mlspec/apply/canary.py)
         self.proxy_image, self.publish_address, self.log = proxy_image, publish_address, on_log
         # wait=False (apply --no-wait): a deployment with nothing serving yet goes into rotation
         # without waiting for readiness, as `compose up -d` does. A replace always waits: the
@@ -99,6 +101,8 @@ class DockerTarget:
             raise ApplyError(f"{d.address}: {self._refused.pop(d.name)}")
         live = self.infra.containers("model", d.name)
         want = C.identity(C.model_labels(r))
+        if d.rollout.strategy != "replace" and canary.deploy(self, r, live, want):
+            return  # the new version took traffic step by step beside the stable one
         # Secrets not (or no longer) files: the container is replaced like an old version, after
         # the new one is ready (an older mlspec's still serves; see secrets_lost).
         lost = [c for c in live if C.identity(c.labels) == want and secrets_lost(c.attrs)]

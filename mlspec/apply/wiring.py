@@ -116,7 +116,8 @@ def real_backends(spec: Spec, engines: Engines, log: Log, commit: str = "", wait
         kind = SwarmTarget if t.type == "swarm" else DockerEngineTarget
         with guard:
             if name not in targets:
-                extra = {} if t.type == "swarm" else {"wait": wait}  # swarm's health gate always waits
+                extra = {} if t.type == "swarm" else {"wait": wait,  # swarm's health gate always waits
+                                                      "prometheus_url": spec.project.monitoring.prometheus_url}
                 targets[name] = kind(engines.client(name), spec.project.name, name,
                                      engines.base_image(name), on_log=log, **extra)
             return targets[name]

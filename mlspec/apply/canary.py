@@ -1,0 +1,150 @@
+"""Progressive delivery on a docker target: the new version starts beside the stable one and takes
+traffic step by step through the front's table (a canary set with a weight), judged at the end of
+each step on both versions' live figures (``mlspec/apply/analysis.py``); a shadow gets copies of
+requests instead and is judged once at the end.
+
+What is live is the state: the table entry says the weight, and the containers say which version
+is which. So an apply killed mid-rollout leaves traffic on the stable set, or the canary at its
+last weight, and the next apply resumes at that weight (or, when the spec moved on, takes the old
+canary out and starts again). Every table write is one atomic front update.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+from mlspec import labels as L
+from mlspec.apply import analysis as A
+from mlspec.apply.containers import Rollout, identity
+from mlspec.apply.infra import serving_port
+from mlspec.errors import ApplyError
+from mlspec.spec.model import Step
+from mlspec.spec.units import duration_seconds
+
+POLL = 1.0  # seconds between analysis queries while a step waits for min_requests
+
+
+class RolledBack(ApplyError):
+    """The new version failed its analysis: traffic is back on the stable version."""
+
+
+def progressive(target, r: Rollout, old: list, fresh: list, resume_at: int | None,
+                query: A.Query | None, clock: Callable[[], float] = time.monotonic, sleep=time.sleep) -> None:
+    """Take ``fresh`` (ready, out of rotation or at a canary weight) from 0 to all traffic, judged
+    against ``old``; on failure put everything back on ``old`` and remove ``fresh``."""
+    d, log = r.deployment, target.log
+    spec = d.rollout
+    stable_ports = sorted(serving_port(c) for c in old)
+    new_ports = sorted(serving_port(c) for c in fresh)
+    stable_version = next((c.labels.get(L.VERSION, "?") for c in old), "?")
+    if spec.analysis is not None and query is None:
+        raise ApplyError(f"{d.address}: rollout analysis needs monitoring.prometheus_url in mlspec.yaml.")
+    steps = list(spec.steps) if spec.strategy == "canary" else [Step(0, spec.duration or "0s")]
+    start = 0 if resume_at is None else next((i for i, s in enumerate(steps) if s.weight >= resume_at), len(steps))
+    for i, step in list(enumerate(steps))[start:]:
+        if spec.strategy == "canary":
+            entry = {"port": d.port, "backends": stable_ports, "canary": {"backends": new_ports, "weight": step.weight}}
+            what = f"canary {d.version} at {step.weight}% (step {i + 1} of {len(steps)}, {step.pause})"
+        else:
+            entry = {"port": d.port, "backends": stable_ports, "shadow": {"backends": new_ports}}
+            what = f"shadow {d.version} sees copies of requests for {step.pause}"
+        _route(target, d, entry)
+        log(f"{d.address}: {what}")
+        verdict = _wait_and_judge(target, r, step, stable_version, query, clock, sleep)
+        if verdict is not None and verdict.outcome != "pass":
+            _route(target, d, {"port": d.port, "backends": stable_ports})
+            target._stop(fresh, "rolled back")
+            raise RolledBack(f"{d.address}: version {d.version} rolled back at "
+                             f"{'step ' + str(i + 1) if spec.strategy == 'canary' else 'the end of its shadow'}; "
+                             f"all traffic is on {stable_version}. {verdict.show()}")
+        if verdict is not None:
+            log(f"{d.address}: step {i + 1} passed: {verdict.show()}")
+    _route(target, d, {"port": d.port, "backends": new_ports})
+    log(f"{d.address}: {d.version} promoted to 100%")
+    target._stop(old, "old")
+
+
+def _wait_and_judge(target, r: Rollout, step: Step, stable: str, query, clock, sleep):
+    d = r.deployment
+    a = d.rollout.analysis
+    began = clock()
+    _pause_until(target, d, began + duration_seconds(step.pause), clock, sleep)
+    if a is None:
+        return None
+    deadline = began + duration_seconds(step.pause) + duration_seconds(a.max_wait)
+    while True:
+        window = f"{max(1, int(clock() - began))}s"  # both versions over the same window
+        new = A.figures(query, d.model, d.version, d.name, window)
+        old = A.figures(query, d.model, stable, d.name, window)
+        verdict = A.judge(a, new, old)
+        if verdict.outcome != "wait":
+            return verdict
+        if clock() >= deadline:
+            return A.Verdict("fail", new, old, verdict.failures + (f"not enough requests within max_wait {a.max_wait}",))
+        target.log(f"{d.address}: waiting for requests ({verdict.failures[0]})")
+        sleep(POLL)
+
+
+def _pause_until(target, d, until: float, clock, sleep) -> None:
+    """Sleep through the pause; an operator's `mlspec rollout abort|promote` (the entry changed
+    under us) ends it at once."""
+    while clock() < until:
+        sleep(min(POLL, max(0.0, until - clock())))
+        entry = target.infra.table.ask({"op": "get"})["routes"].get(d.name) or {}
+        if "canary" not in entry and "shadow" not in entry:
+            raise ApplyError(f"{d.address}: the rollout was ended by `mlspec rollout` while this apply waited; "
+                             "run apply again to converge.")
+
+
+def _route(target, d, entry: dict) -> None:
+    refused = target.infra.table.route({d.name: entry}).get(d.name)
+    if refused:
+        raise ApplyError(f"{d.address}: {refused}")
+
+
+# -- operator commands (``mlspec rollout abort|promote``) -------------------------------------
+
+
+def end(target, deployment: str, promote: bool) -> str:
+    """Put all traffic on the canary (promote) or the stable set (abort) and remove the other."""
+    infra = target.infra.ensure()
+    entry = infra.table.routes.get(deployment) or {}
+    side = entry.get("canary") or entry.get("shadow")
+    if not side:
+        raise ApplyError(f"deployment {deployment} on {target.target} has no rollout in progress.")
+    keep, drop = (side["backends"], entry["backends"]) if promote else (entry["backends"], side["backends"])
+    infra.table.route({deployment: {"port": entry["port"], "backends": sorted(keep)}})
+    gone = [c for c in infra.containers("model", deployment) if serving_port(c) in set(drop)]
+    target._stop(gone, "promoted over" if promote else "aborted")
+    return f"{'promoted' if promote else 'aborted'}: {len(keep)} container(s) serve, {len(gone)} removed"
+
+
+def deploy(target, r: Rollout, live: list, want: dict) -> bool:
+    """A canary or shadow rollout of ``r`` when a stable version serves; False when there is none
+    (a first deploy goes the plain way). Resumes a canary an earlier apply left at a weight."""
+    d, infra = r.deployment, target.infra
+    entry = infra.table.routes.get(d.name) or {}
+    stable = [c for c in live if identity(c.labels) != want and infra.serving(c, d.name)]
+    if not stable or any(c.labels.get(L.VERSION) == d.version for c in stable):
+        return False  # nothing serves yet, or the same version with new settings: nothing to judge
+    side = entry.get("canary") or entry.get("shadow") or {}
+    side_ports = set(side.get("backends", ()))
+    mine = [c for c in live if identity(c.labels) == want and c.status == "running" and infra.in_pod(c)
+            and serving_port(c) in side_ports]
+    resume_at = None
+    if side and len(mine) == len(side_ports) == d.replicas and ("canary" in entry) == (d.rollout.strategy == "canary"):
+        resume_at, fresh = side.get("weight", 0), mine
+        target.log(f"{d.address}: resuming the rollout of {d.version} at {resume_at}%")
+    else:
+        if side:  # a rollout of another config, or cut short: its canary goes, stable keeps serving
+            _route(target, d, {"port": d.port, "backends": sorted(serving_port(c) for c in stable)})
+        fresh = []
+    others = [c for c in live if c not in stable and c not in fresh]
+    target._stop(others, "leftover")
+    if not fresh:
+        fresh = target._start(r, d.replicas, [])
+        target._await_ready(r, fresh, keep=stable)
+    url = getattr(target, "prometheus_url", None)
+    progressive(target, r, stable, fresh, resume_at, A.prometheus(url) if url else None)
+    return True

@@ -7,6 +7,7 @@ time, before ``LIMIT`` characters, and says so.
 from __future__ import annotations
 
 from mlspec.plan.records import Change, Plan
+from mlspec.render.rollout import rollout_lines
 from mlspec.render.scores import markdown_lines
 from mlspec.render.common import esc, esc_lines, headline, intro, line_text, lines, shown_changes, summarised
 
@@ -41,12 +42,13 @@ def render_markdown(plan: Plan, *, limit: int = LIMIT, show_file_diffs: bool = F
     if plan.notes:
         tail += [""] + [f"> {_cell(n)}" for n in plan.notes]
     tail += markdown_lines(plan.evaluations)
-    blocks = [details(c, show_file_diffs) for c in changes]
+    rollouts = rollout_lines(plan)
+    blocks = [details(c, show_file_diffs, rollouts.get(c.address)) for c in changes]
     return _fit(head, table, rows, tail, blocks, limit)
 
 
-def details(c: Change, show_file_diffs: bool = False) -> str:
-    body: list[str] = [f"# reason: {esc(c.reason)}"]
+def details(c: Change, show_file_diffs: bool = False, rollout: str | None = None) -> str:
+    body: list[str] = [f"# reason: {esc(c.reason)}"] + ([f"# rollout: {esc(rollout)}"] if rollout else [])
     short = summarised(c, show_file_diffs)
     if short:
         body.append(f"{c.symbol} {short}")

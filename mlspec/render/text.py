@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mlspec.plan.records import CREATE, DELETE, NOOP, REPLACE, UPDATE, Change, Plan
+from mlspec.render.rollout import rollout_lines
 from mlspec.render.scores import text_lines
 from mlspec.render.common import (MISSING, Line, esc, esc_lines, headline, intro, legend, line_text, lines, shown_changes,
                                   summarised)
@@ -44,10 +45,11 @@ def render_text(plan: Plan, *, color: bool = False, show_file_diffs: bool = Fals
             out.append(f"    -> {esc(d.remedy)}")
         out.append("")
     changes = shown_changes(plan)
+    rollouts = rollout_lines(plan)
     if changes:
         out += [p("mlspec will perform the following actions:", BOLD), ""]
         for c in changes:
-            out += block(c, p, show_file_diffs) + [""]
+            out += block(c, p, show_file_diffs, rollouts.get(c.address)) + [""]
     out += text_lines(plan.evaluations)
     if plan.notes:
         out += [p("Notes:", BOLD)] + [f"  - {esc(n)}" for n in plan.notes] + [""]
@@ -56,9 +58,11 @@ def render_text(plan: Plan, *, color: bool = False, show_file_diffs: bool = Fals
     return "\n".join(out) + "\n"
 
 
-def block(c: Change, p: _Paint, show_file_diffs: bool = False) -> list[str]:
+def block(c: Change, p: _Paint, show_file_diffs: bool = False, rollout: str | None = None) -> list[str]:
     head = f"  {p('#', DIM)} {p(headline(c), BOLD)}"
     out = [head, f"    {p('reason:', DIM)} {esc(c.reason)}"]
+    if rollout:
+        out.append(f"    {p('rollout:', DIM)} {esc(rollout)}")
     sym = c.symbol
     short = summarised(c, show_file_diffs)
     if short:

@@ -106,6 +106,18 @@ def _batches(path: str, batch_rows: int, name: str, features: list[int], others:
             line += len(lines)
 
 
+def _column(name: str, column: str, values: np.ndarray, kind: str | None) -> np.ndarray:
+    """A text column of the CSV as the model was fitted: numbers where it takes numbers."""
+    if kind == "text":
+        return values.astype(object)
+    try:
+        return values.astype(np.float64)
+    except ValueError:
+        if kind == "number":
+            raise EvalError(f"dataset {name}: column {column!r} holds text but the model takes numbers") from None
+        return values.astype(object)
+
+
 def predict_all(model: served.Model, req: dict, path: str) -> dict:
     """Stream the dataset through the model: y_true, y_pred, proba (or None) and slice values."""
     name = req.get("dataset_name") or os.path.basename(path)
@@ -115,8 +127,12 @@ def predict_all(model: served.Model, req: dict, path: str) -> dict:
     has_proba = any(o.name == "predict_proba" for o in model.outputs)
     names = ("predict", "predict_proba") if wants_proba and has_proba else ("predict",)
     others = [target] + ([slice_at] if slice_at is not None else [])
+    frame = getattr(model, "frame", False)  # fitted on a DataFrame: named columns, text kept as text
     ys, preds, probas, slices = [], [], [], []
-    for x, other in _batches(path, int(req.get("batch_rows") or 100_000), name, features, others, model.input_dtype):
+    dtype = str if frame else model.input_dtype
+    for x, other in _batches(path, int(req.get("batch_rows") or 100_000), name, features, others, dtype):
+        if frame:
+            x = model.frame_of({f: _column(name, f, x[:, j], model.kinds.get(f)) for j, f in enumerate(model.features)})
         try:
             out = model.predict(x, names)
         except Exception as e:  # the model's own failure, named as such

@@ -64,6 +64,21 @@ class Model:
         raise NotImplementedError
 
 
+def column_kinds(estimator: Any) -> dict[str, str]:
+    """'text' or 'number' per column, read off the fitted ColumnTransformers: an encoder with
+    categories_ takes text; anything else numbers. Columns it cannot tell are absent."""
+    kinds: dict[str, str] = {}
+    steps = list(getattr(estimator, "named_steps", {}).values()) or [estimator]
+    for step in steps:
+        for _, transformer, cols in getattr(step, "transformers_", ()):
+            if transformer == "drop" or not isinstance(cols, (list, tuple)) or not all(isinstance(c, str) for c in cols):
+                continue
+            inner = list(getattr(transformer, "named_steps", {}).values()) or [transformer]
+            text = any(hasattr(t, "categories_") for t in inner)
+            kinds.update({c: "text" if text else "number" for c in cols})
+    return kinds
+
+
 class SklearnModel(Model):
     platform = "sklearn"
 
@@ -72,6 +87,10 @@ class SklearnModel(Model):
             raise ArtifactError(f"the artifact holds a {type(estimator).__name__}, not a model")
         self.estimator = estimator
         names = getattr(estimator, "feature_names_in_", None)
+        # Fitted on a DataFrame (a Pipeline with a ColumnTransformer, string columns): it is called
+        # with one, columns by name, so one-hot encoders see the text they were fitted on.
+        self.frame = names is not None and all(isinstance(n, str) for n in names)
+        self.kinds = column_kinds(estimator) if self.frame else {}
         self.features = features or (tuple(str(n) for n in names) if names is not None else ())
         n = getattr(estimator, "n_features_in_", None) or (len(features) or None)
         self.n_features = int(n) if n else None
@@ -82,6 +101,14 @@ class SklearnModel(Model):
             classes = len(getattr(estimator, "classes_", ())) or -1
             outs.append(TensorSpec("predict_proba", "FP64", (-1, classes)))
         self.outputs = tuple(outs)
+
+    def frame_of(self, columns: dict):
+        """A DataFrame of the named columns in fitted order (pandas: pinned with the model)."""
+        try:
+            import pandas as pd
+        except ImportError as e:
+            raise ArtifactError("this model was fitted on a DataFrame: pin pandas in runtime.python_packages") from e
+        return pd.DataFrame({f: columns[f] for f in self.features})
 
     def _label_datatype(self) -> str:
         classes = getattr(self.estimator, "classes_", None)

@@ -109,6 +109,8 @@ def _batch(inputs: list, model: Model, tail: Tail) -> np.ndarray:
         x = next(iter(tensors.values()))
         if x.ndim != 2:
             raise RequestError(f"inputs[0].shape must be [rows, features], got {list(x.shape)}")
+    elif getattr(model, "frame", False):
+        return _frame(tensors, model)
     else:
         features = model.features
         if not features or len(tensors) != len(inputs) or set(tensors) != set(features):
@@ -127,6 +129,42 @@ def _batch(inputs: list, model: Model, tail: Tail) -> np.ndarray:
     if model.n_features is not None and x.shape[1] != model.n_features:
         raise RequestError(f"expected {model.n_features} features per row, got {x.shape[1]}")
     return x.astype(model.input_dtype, copy=False)
+
+
+def _typed(name: str, column: np.ndarray, kind: str | None) -> np.ndarray:
+    """A column as the model was fitted with it: text stays text, numbers must be numbers."""
+    if kind == "number" and column.dtype == object:
+        try:
+            return column.astype(np.float64)
+        except ValueError:
+            raise RequestError(f"column {name!r} takes numbers; send it as a numeric tensor (FP64, INT64...)") from None
+    if kind == "text" and column.dtype != object:
+        raise RequestError(f"column {name!r} takes text; send it as a BYTES tensor")
+    return column
+
+
+def _frame(tensors: dict, model: Model):
+    """Named columns, numbers or text (BYTES), for a model fitted on a DataFrame."""
+    missing = [f for f in model.features if f not in tensors]
+    unknown = sorted(str(n) for n in tensors if n not in model.features)
+    if missing or unknown:
+        parts = ([f"missing column(s) {', '.join(missing)}"] if missing else []) + (
+            [f"unknown column(s) {', '.join(unknown)}"] if unknown else [])
+        raise RequestError(f"{'; '.join(parts)}: this model takes one input per column: {', '.join(model.features)}")
+    columns = {}
+    for f in model.features:
+        c = tensors[f]
+        if c.ndim not in (1, 2) or c.ndim == 2 and c.shape[1] != 1:
+            raise RequestError(f"input {f!r} must have shape [rows] or [rows, 1]")
+        columns[f] = _typed(f, c.reshape(len(c)), getattr(model, "kinds", {}).get(f))
+    if len({len(c) for c in columns.values()}) != 1:
+        raise RequestError("every column must have the same number of rows")
+    if not len(next(iter(columns.values()))):
+        raise RequestError("the batch is empty")
+    try:
+        return model.frame_of(columns)
+    except Exception as e:  # noqa: BLE001 - pandas missing in the image is the model's setup, said plainly
+        raise RequestError(f"cannot build the model's DataFrame: {e}", 500) from None
 
 
 def parse_infer(body: bytes, model: Model, header_length: str | None = None) -> InferRequest:

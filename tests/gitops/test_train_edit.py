@@ -1,0 +1,131 @@
+"""``mlspec train``'s edit without an engine: the trainer is a stand-in that writes fixed bytes, so
+what is tested here is the order (inputs checked, artifact moved, version added with its lineage,
+nothing left on failure), the wire format of training and lineage, and the lineage chain."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import click
+import pytest
+
+from mlspec.apply.training import TrainingFailed
+from mlspec.commands.train import parse_param
+from mlspec.errors import SpecError
+from mlspec.gitops.edits import version_add
+from mlspec.gitops.land import land
+from mlspec.gitops.lineage import changes
+from mlspec.gitops.retrain import TrainingRefused, train
+from mlspec.spec import load_spec, load_texts, read_repo
+from tests.engine_helpers import QUICKSTART
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    root = tmp_path / "qs"
+    shutil.copytree(QUICKSTART, root)
+    return root
+
+
+def fake_run(payload: bytes = b"model bytes", calls: list | None = None):
+    def run(training, *, script, data, version, dest_dir, what):
+        if calls is not None:
+            calls.append((training, script, [name for name, _ in data], version))
+        fd, tmp = tempfile.mkstemp(dir=dest_dir)
+        Path(tmp).write_bytes(payload)
+        return SimpleNamespace(artifact=Path(tmp), sha256=__import__("hashlib").sha256(payload).hexdigest(),
+                               seconds=1.5, image="mlspec-training/churn:abc")
+    return run
+
+
+def test_the_edit_adds_the_version_with_its_lineage_and_the_given_params(repo: Path) -> None:
+    calls: list = []
+    spec = load_spec(repo)
+    trained = train(spec, "churn", run=fake_run(calls=calls), extra_data=[repo / "models/churn/new-data.csv"],
+                    params={"n_estimators": 50}, bump="minor")
+    (training, script, names, version), = calls
+    assert version == "1.2.0" and names == ["train.csv", "new-data.csv"] and script.name == "retrain.py"
+    assert dict(training.params) == {"max_depth": 6, "n_estimators": 50}
+    land(trained.edit, repo)
+    v = load_spec(repo).model("churn").version("1.2.0")
+    assert (repo / v.artifact.path).read_bytes() == b"model bytes"
+    assert dict(v.lineage.params) == {"max_depth": 6, "n_estimators": 50} and v.lineage.image == "mlspec-training/churn:abc"
+    assert v.lineage.commit is None  # not a git repo: the script's sha256 still names the code
+    assert trained.edit.also_commit == ("models/churn/1.2.0/model.joblib", "models/churn/new-data.csv")
+    assert trained.edit.message.startswith("churn: train version 1.2.0\n")
+    # A version added by hand after it does not inherit the record.
+    other = repo / "models/churn/9.0.0/model.joblib"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"by hand")
+    edit = version_add(repo, "churn", other, "9.0.0")
+    assert "lineage" not in edit.after.split("version: 9.0.0", 1)[1]
+
+
+def test_a_failed_training_leaves_no_file_and_no_edit(repo: Path) -> None:
+    def failing(training, **kw):
+        Path(tempfile.mkstemp(dir=kw["dest_dir"])[1]).write_bytes(b"half")
+        raise TrainingFailed("the training script of churn@1.2.0 exited with code 1")
+
+    before = (repo / "models/churn.yaml").read_text()
+    with pytest.raises(TrainingFailed):
+        train(load_spec(repo), "churn", run=failing)
+    assert not (repo / "models/churn/1.2.0").exists()
+    assert (repo / "models/churn.yaml").read_text() == before
+
+
+def test_a_version_that_exists_and_a_model_without_training_are_refused(repo: Path) -> None:
+    with pytest.raises(TrainingRefused, match="already has version 1.1.0"):
+        train(load_spec(repo), "churn", run=fake_run(), version="1.1.0")
+    spec_file = repo / "models/churn.yaml"
+    text = spec_file.read_text()
+    start, end = text.index("training:"), text.index("versions:")
+    spec_file.write_text(text[:start] + text[end:])
+    with pytest.raises(TrainingRefused, match="declares no training"):
+        train(load_spec(repo), "churn", run=fake_run())
+
+
+@pytest.mark.parametrize("snippet, where", [
+    ("training:\n  script: models/churn/retrain.py\n  command: [python3]\n", "training: give exactly one of script and command"),
+    ("training:\n  script: models/churn/nope.py\n", "training.script: file not found"),
+    ("training:\n  script: models/churn/retrain.py\n  data: [{path: models/churn/train.csv, url: 'https://x.example/a.csv', sha256: " + "a" * 64 + "}]\n",
+     "training.data[0]: give exactly one of path and url"),
+    ("training:\n  script: models/churn/retrain.py\n  params: {depth: [1, 2]}\n", "training.params.depth: must be a string, number or boolean"),
+    ("training:\n  script: models/churn/retrain.py\n  artifact: ../model.joblib\n", "training.artifact: must be a plain file name"),
+])
+def test_training_errors_are_located(repo: Path, snippet: str, where: str) -> None:
+    spec_file = repo / "models/churn.yaml"
+    text = spec_file.read_text()
+    start, end = text.index("training:"), text.index("versions:")
+    spec_file.write_text(text[:start] + snippet + text[end:])
+    texts, _ = read_repo(repo)
+    with pytest.raises(SpecError) as e:
+        load_texts(texts, repo)
+    assert any(where in p.text() and p.text().startswith("models/churn.yaml:") for p in e.value.problems), [p.text() for p in e.value.problems]
+
+
+def test_a_lineage_with_an_unknown_key_is_an_error(repo: Path) -> None:
+    spec_file = repo / "models/churn.yaml"
+    text = spec_file.read_text().replace("deployments:", "    lineage: {code: {script: a.py}, seconds: 1, owner: me}\ndeployments:", 1)
+    spec_file.write_text(text)
+    texts, _ = read_repo(repo)
+    with pytest.raises(SpecError) as e:
+        load_texts(texts, repo)
+    assert any("versions[1].lineage.owner" in p.text() for p in e.value.problems)
+
+
+def test_params_on_the_command_line_read_as_yaml_scalars() -> None:
+    assert [parse_param(p) for p in ("n=30", "lr=0.1", "flag=true", "name=rf", "empty=")] == [
+        ("n", 30), ("lr", 0.1), ("flag", True), ("name", "rf"), ("empty", "")]
+    with pytest.raises(click.BadParameter):
+        parse_param("no-equals")
+
+
+def test_changes_between_two_records_are_named() -> None:
+    a = {"data": [{"path": "d/a.csv", "sha256": "1" * 64}], "params": {"n": 30}, "seed": 7, "code": {"sha256": "x"}}
+    b = {"data": [{"path": "d/a.csv", "sha256": "2" * 64}, {"url": "https://x.example/b.csv", "sha256": "3" * 64}],
+         "params": {"n": 50}, "seed": 7, "code": {"sha256": "y", "script": "t.py"}}
+    assert changes(a, b) == ["data added: https://x.example/b.csv (333333333333)",
+                             "data changed: d/a.csv (111111111111 -> 222222222222)", "param n: 30 -> 50", "code: t.py changed"]

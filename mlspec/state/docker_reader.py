@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+from datetime import datetime, timezone
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, Mapping
 
@@ -24,6 +25,7 @@ from mlspec.state.observed import Container, TargetState
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 SECRETS_READY = "MLSPEC_SECRETS_READY"  # set on containers whose secrets are written after start
+RESTARTED_AFTER = 120  # seconds between create and start beyond which a start was not apply's
 INSPECT_WORKERS = 8  # under the SDK's connection pool of 10
 ClientFactory = Callable[[Target], Any]
 
@@ -69,7 +71,19 @@ def secrets_lost(attrs: Mapping[str, Any]) -> bool:
     if not _label_json(cfg.get("Labels") or {}).get("secrets"):
         return False
     delivered = any(e.startswith(SECRETS_READY + "=") for e in cfg.get("Env") or ())
-    return not delivered or int(attrs.get("RestartCount") or 0) > 0
+    # mlspec starts a container the moment it created it; a start long after that was someone
+    # else's (`docker restart`, the engine restarting after a reboot), and RestartCount counts
+    # only the restart policy's.
+    later = _seconds(started(attrs)) - _seconds(time_key(attrs.get("Created", ""))) > RESTARTED_AFTER
+    return not delivered or int(attrs.get("RestartCount") or 0) > 0 or later
+
+
+def _seconds(key: str) -> float:
+    try:
+        whole, _, frac = key.partition(".")
+        return datetime.fromisoformat(whole).replace(tzinfo=timezone.utc).timestamp() + float("0." + (frac or "0"))
+    except ValueError:
+        return 0.0
 
 
 def _kept_env(env_list: Iterable[str], labels: Mapping[str, str], lost: bool = False) -> dict[str, str | None]:

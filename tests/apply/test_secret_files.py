@@ -30,3 +30,21 @@ def test_the_writer_takes_any_bytes_and_writes_the_marker_last(tmp_path):
     assert (res.returncode, res.stdout) == (0, b"delivered\n"), res.stderr
     assert {p.name: p.read_text() for p in tmp_path.iterdir()} == {**values, ".mlspec-ready": ""}
     assert all(oct(p.stat().st_mode & 0o777) == "0o600" for p in tmp_path.iterdir())
+
+
+def attrs(*, created="2026-01-01T10:00:00.5Z", started="2026-01-01T10:00:01.25Z", restarts=0,
+          env=("API_KEY_FILE=/run/secrets/API_KEY", "MLSPEC_SECRETS_READY=/run/secrets/.mlspec-ready")):
+    import json
+
+    from mlspec import labels as L
+    return {"Created": created, "State": {"StartedAt": started}, "RestartCount": restarts,
+            "Config": {"Env": list(env), "Labels": {L.CONFIG: json.dumps({"secrets": {"API_KEY": "CHURN_API_KEY"}})}}}
+
+
+def test_a_container_started_by_anyone_but_apply_has_lost_its_secret_files():
+    from mlspec.state.docker_reader import secrets_lost
+    assert not secrets_lost(attrs())  # started by apply, right after it was created
+    assert secrets_lost(attrs(restarts=1))  # the restart policy's
+    assert secrets_lost(attrs(started="2026-01-01T11:00:00Z"))  # `docker restart`, an engine restart
+    assert secrets_lost(attrs(env=("API_KEY=value",)))  # an older mlspec's: the value in its environment
+    assert not secrets_lost({**attrs(restarts=3), "Config": {"Env": [], "Labels": {}}})  # no secrets

@@ -244,6 +244,11 @@ def _register_subcommands() -> None:
 
     train.callback = handled(train.callback)
     main.add_command(train)
+    from mlspec.commands.rollout import rollout
+
+    for sub in rollout.commands.values():
+        sub.callback = handled(sub.callback)
+    main.add_command(rollout)
 
 
 _register_subcommands()

@@ -67,6 +67,11 @@ def run_status(root: str | Path, out: TextIO, factory=client_for) -> int:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         out.write("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() + "\n")
+    from mlspec.commands.rollout import rollout_lines
+
+    moving = rollout_lines(spec, factory)
+    if moving:
+        out.write("\nRollouts in progress:\n" + "".join(f"  {line}\n" for line in moving))
     for t in spec.project.targets:
         held = locks.current(factory(t), spec.project.name, t.name)
         if held:

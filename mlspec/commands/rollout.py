@@ -1,0 +1,96 @@
+"""``mlspec rollout abort|promote DEPLOYMENT`` for an operator who must act now, and the rollout
+lines of ``mlspec status``. Thin: takes its stream, returns the exit code.
+
+Neither takes the target's lock: an apply in the middle of a rollout holds it for every step, and
+an operator must be able to act then. The change is one atomic write of the front's table; the
+apply notices at its next check that its rollout was ended and stops (exit 1).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TextIO
+
+import click
+
+from mlspec.errors import MlspecError
+from mlspec.spec.model import Deployment, Spec
+from mlspec.state.docker_reader import client_for
+
+
+def _find(spec: Spec, which: str) -> Deployment:
+    found = [d for d in spec.deployments if which in (d.address, d.name, f"{d.name}.{d.target}")]
+    if len(found) != 1:
+        names = ", ".join(d.address for d in spec.deployments) or "none"
+        raise MlspecError(f"{which!r} names {'no' if not found else 'more than one'} deployment; give its "
+                          f"address (deployments: {names}).")
+    return found[0]
+
+
+def _target(spec: Spec, name: str, factory, out: TextIO):
+    from mlspec.apply.docker_target import DockerTarget
+    from mlspec.apply.wiring import Engines
+
+    if spec.project.target(name).type != "docker":
+        raise MlspecError(f"target {name} is a swarm target; canary rollouts run on docker targets.")
+    engines = Engines(spec, lambda t: factory(t))
+    # The front's own image: any other would make the target look like it needs a new front.
+    return DockerTarget(engines.client(name), spec.project.name, name, engines.base_image(name),
+                        on_log=lambda line: out.write(line + "\n"))
+
+
+def run_end(root: str | Path, which: str, promote: bool, out: TextIO, factory=client_for) -> int:
+    from mlspec.apply import canary
+    from mlspec.commands.plan import load
+
+    spec, _ = load(Path(root))
+    d = _find(spec, which)
+    done = canary.end(_target(spec, d.target, factory, out), d.name, promote)
+    out.write(f"{d.address}: {done}.\n")
+    return 0
+
+
+def rollout_lines(spec: Spec, factory=client_for) -> list[str]:
+    """'<address>: canary <version> at <weight>% (step i of n)' for each rollout in progress."""
+    from mlspec import labels as L
+    from mlspec.apply.routes import Routes
+
+    out = []
+    for t in spec.project.targets:
+        if t.type != "docker":
+            continue
+        client = factory(t)
+        fronts = [c for c in client.containers.list(filters={"label": [f"{L.PROJECT}={spec.project.name}",
+                                                                      f"{L.TARGET}={t.name}", f"{L.ROLE}=front"]})]
+        if not fronts:
+            continue
+        routes = Routes(t.name).ask({"op": "get"}, fronts[0])["routes"]
+        for d in (d for d in spec.deployments if d.target == t.name):
+            entry = routes.get(d.name) or {}
+            if "canary" in entry:
+                weights = [s.weight for s in d.rollout.steps]
+                w = entry["canary"]["weight"]
+                step = f" (step {weights.index(w) + 1} of {len(weights)})" if w in weights else ""
+                out.append(f"{d.address}: canary {d.version} at {w}%{step}; stable keeps {100 - w}%")
+            elif "shadow" in entry:
+                out.append(f"{d.address}: shadow {d.version} sees copies of every request")
+    return out
+
+
+@click.group()
+def rollout() -> None:
+    """Act on a canary or shadow rollout in progress, now."""
+
+
+@rollout.command()
+@click.argument("deployment")
+def abort(deployment: str) -> int:
+    """All traffic back on the stable version; the new one removed."""
+    return run_end(".", deployment, False, click.get_text_stream("stdout"))
+
+
+@rollout.command()
+@click.argument("deployment")
+def promote(deployment: str) -> int:
+    """All traffic on the new version now; the stable one removed."""
+    return run_end(".", deployment, True, click.get_text_stream("stdout"))

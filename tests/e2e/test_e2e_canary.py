@@ -1,0 +1,105 @@
+"""Canary rollouts through the CLI on the real engine, judged by a real Prometheus that scrapes the
+real front: ``apply`` SIGKILLed in the middle of a step leaves the canary at its weight (``status``
+shows it), and the next apply resumes it there and promotes; ``mlspec rollout abort`` ends a
+rollout at once while its apply waits, which then stops with exit 1 and stable serving.
+
+The tests run in file order on one project copy."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from e2e_helpers import Traffic, assert_converged, lock_id_from, val_rows
+from tests.conftest import require
+from tests.engine_helpers import NO_PROXY
+
+pytestmark = [pytest.mark.docker, pytest.mark.promtool, pytest.mark.slow]
+ROWS = val_rows(2)
+ROLLOUT = {"strategy": "canary", "steps": [{"weight": 10, "pause": "8s"}, {"weight": 50, "pause": "4s"}],
+           "analysis": {"max_error_rate": 0.1, "min_requests": 3, "max_wait": "60s"}}
+
+
+def wait_for(what, probe, timeout=60.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if value := probe():
+                return value
+        except OSError:
+            pass
+        time.sleep(0.2)
+    pytest.fail(f"{what}: not within {timeout:.0f}s")
+
+
+@pytest.fixture(scope="module")
+def canary(make_project, tmp_path_factory):
+    binary = require("prometheus", ".ci/setup installs it from the Debian package prometheus", lambda: shutil.which("prometheus"))
+    project = make_project("e2e-canary")
+    where = tmp_path_factory.mktemp("prometheus")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        web = s.getsockname()[1]
+    # Replica 0 is the stable version, replica 1 the canary while it runs; honor_labels keeps
+    # each one's own version label.
+    targets = [{"targets": [f"127.0.0.1:{project.port}"], "labels": {
+        "deployment": "churn", "replica": str(i), "__metrics_path__": f"/_mlspec/replicas/{i}/metrics"}} for i in range(2)]
+    (where / "prometheus.yml").write_text(json.dumps({
+        "global": {"scrape_interval": "1s"},
+        "scrape_configs": [{"job_name": "canary", "honor_labels": True, "static_configs": targets}]}))
+    with open(where / "log", "wb") as log:
+        proc = subprocess.Popen([binary, f"--config.file={where / 'prometheus.yml'}", f"--storage.tsdb.path={where / 'tsdb'}",
+                                 f"--web.listen-address=127.0.0.1:{web}"], stdout=log, stderr=subprocess.STDOUT)
+    wait_for("Prometheus ready", lambda: NO_PROXY.open(f"http://127.0.0.1:{web}/-/ready", timeout=5).status == 200)
+    doc = project.load("mlspec.yaml")
+    doc.setdefault("monitoring", {})["prometheus_url"] = f"http://127.0.0.1:{web}"
+    project.dump("mlspec.yaml", doc)
+    project.deployment(version="1.0.0", replicas=1, rollout=ROLLOUT)
+    first = project.apply()
+    assert first.rc == 0, first
+    yield project
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=20)
+
+
+def test_killed_during_a_step_the_canary_stays_at_its_weight_and_the_next_apply_resumes_it(canary):
+    canary.deployment(version="1.1.0")
+    plan = canary.cli("plan")
+    assert "rollout: canary 10% for 8s -> 50% for 4s -> 100%; each step judged against 1.0.0" in plan.out, plan
+    with Traffic(canary.port, ROWS) as traffic:
+        run = canary.start("apply", "--auto-approve")
+        run.wait_for(r"canary 1\.1\.0 at 10% \(step 1 of 2", 300)
+        run.kill()
+        status = canary.cli("status")
+        assert "deployment.churn.local: canary 1.1.0 at 10% (step 1 of 2); stable keeps 90%" in status.out, status
+        unlocked = canary.cli("force-unlock", lock_id_from(status.out.replace("(ID ", "mlspec force-unlock ").replace(").", " ")))
+        assert unlocked.rc == 0, unlocked
+        resumed = canary.start("apply", "--auto-approve")
+        assert resumed.finish() == 0, resumed.output
+    print(resumed.output)
+    assert "resuming the rollout of 1.1.0 at 10%" in resumed.output
+    assert "step 2 passed: new:" in resumed.output and "1.1.0 promoted to 100%" in resumed.output
+    assert not traffic.failures, traffic.summary()
+    assert traffic.results[0].version == "1.0.0" and traffic.results[-1].version == "1.1.0", traffic.summary()
+    assert_converged(canary, version="1.1.0")
+
+
+def test_rollout_abort_ends_a_rollout_while_its_apply_waits(canary):
+    canary.deployment(version="1.0.0")
+    with Traffic(canary.port, ROWS) as traffic:
+        run = canary.start("apply", "--auto-approve")
+        run.wait_for(r"canary 1\.0\.0 at 10%", 300)
+        aborted = canary.cli("rollout", "abort", "churn")
+        assert aborted.rc == 0 and "deployment.churn.local: aborted: 1 container(s) serve, 1 removed." in aborted.out, aborted
+        assert run.finish() == 1
+    assert "the rollout was ended by `mlspec rollout`" in run.output, run.output
+    assert not traffic.failures, traffic.summary()
+    assert traffic.results[-1].version == "1.1.0", traffic.summary()
+    canary.deployment(version="1.1.0")
+    assert_converged(canary, version="1.1.0")

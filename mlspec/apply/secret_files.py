@@ -11,9 +11,9 @@ lands under the mount, not in it.) The last thing written is the marker file
 ``$MLSPEC_SECRETS_READY``; the built-in server waits for it (bounded) before it loads the model,
 and a model's own image must do the same or read its ``*_FILE`` files lazily.
 
-The tmpfs lives and dies with one start of the container: a container the engine restarted
-(``RestartCount`` > 0) has lost its files, so the reader reports it as drift and apply replaces it
-(``mlspec.state.docker_reader.secrets_lost``).
+The tmpfs lives and dies with one start of the container: a container started again (its restart
+policy, ``docker restart``, an engine restart) has lost its files, so the reader reports it as
+drift and apply replaces it (``mlspec.state.docker_reader.secrets_lost``).
 The exec needs ``sh``, ``head`` and ``mv`` in the image (any image with a shell).
 """
 

@@ -23,6 +23,7 @@ from .config import Config
 from .logs import log
 from .metrics import Metrics, outcome_of
 from .model import Model
+from . import binary
 from .protocol import RequestError, infer_response, model_metadata, parse_infer
 from .quality import Quality
 
@@ -74,7 +75,8 @@ class Handler(BaseHTTPRequestHandler):
         phrase = self.responses.get(status, ("",))[0]
         head = [f"{self.protocol_version} {status} {phrase}",
                 f"Server: {self.version_string()}", f"Date: {self.date_time_string()}",
-                f"Content-Type: {content_type}", f"Content-Length: {len(data)}"]
+                f"Content-Type: {content_type}", f"Content-Length: {len(data)}",
+                *(f"{k}: {v}" for k, v in getattr(self, "_headers_out", {}).items())]
         if self.close_connection:
             head.append("Connection: close")
         head.append("\r\n")
@@ -85,6 +87,7 @@ class Handler(BaseHTTPRequestHandler):
         start = time.monotonic()
         self.app = self.server.app  # type: ignore[attr-defined]
         self._body_read = False
+        self._headers_out: dict[str, str] = {}
         path = urlsplit(self.path).path
         counted = False
         self.app.enter()
@@ -147,7 +150,7 @@ class Handler(BaseHTTPRequestHandler):
 
     def _server_metadata(self):
         return self._json(200, {"name": "mlspec-serving", "version": __version__,
-                                "extensions": []})
+                                "extensions": ["binary_tensor_data"]})
 
     def _model_metadata(self, m, v):
         self._check_model(m, v)
@@ -181,7 +184,12 @@ class Handler(BaseHTTPRequestHandler):
     def _infer(self, m, v):
         self._check_model(m, v)
         try:
-            return self._json(200, self._predict(), counted=True)
+            answer = self._predict()
+            if isinstance(answer, tuple):  # binary data extension: JSON header, then raw tensors
+                data, header_length = answer
+                self._headers_out = {"Inference-Header-Content-Length": str(header_length)}
+                return 200, data, "application/octet-stream", True
+            return self._json(200, answer, counted=True)
         except RequestError as e:
             return self._json(e.status, {"error": str(e)}, counted=True)
 
@@ -189,7 +197,8 @@ class Handler(BaseHTTPRequestHandler):
         app, cfg = self.app, self.app.cfg
         if not app.ready:
             raise RequestError("the model is not ready", 503)
-        rid, x, names = parse_infer(self._read_body(), app.model)
+        req = parse_infer(self._read_body(), app.model, self.headers.get("Inference-Header-Content-Length"))
+        rid, x, names = req.rid, req.x, req.names
         if cfg.test_delay:
             log("info", "test delay", seconds=cfg.test_delay)  # tests wait for this line
             time.sleep(cfg.test_delay)
@@ -205,7 +214,8 @@ class Handler(BaseHTTPRequestHandler):
             app.quality.observe(rid, x, outputs)
         except Exception as e:  # quality metrics must never fail an answer
             log("error", "quality metrics", error=f"{type(e).__name__}: {e}")
-        return infer_response(cfg.model, cfg.version, rid, outputs)
+        body = infer_response(cfg.model, cfg.version, rid, outputs)
+        return binary.encode(body, outputs, req.binary) or body
 
     def _feedback(self, m, v):
         self._check_model(m, v)

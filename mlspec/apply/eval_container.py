@@ -1,19 +1,14 @@
 """Run ``mlspec.serving.evaluate`` in a container of a built image, on the applying host's engine.
 
-The container has no network, a read-only root, no capabilities, a non-root user and memory/CPU
-limits. Its inputs (request, dataset, custom metric files; for an image with its own Dockerfile
-also the evaluator code and the artifact) travel in a tar through the engine's archive API into a
-fresh volume mounted read-only: no bind mount, so a remote engine works too, and a dataset of any
-size streams from a temporary file. The put goes through a created-but-never-started container,
-because the archive API refuses a read-only root and a read-only mount alike.
+The container is ``mlspec.apply.sandbox``'s (no network, a read-only root, no capabilities,
+memory/CPU limits), as ``mlspec train``'s is, with a non-root user. Its inputs (request, dataset,
+custom metric files; for an image with its own Dockerfile also the evaluator code and the
+artifact) travel through the archive API into a fresh volume mounted read-only here.
 """
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
-import tempfile
 import uuid
 from pathlib import Path
 from typing import Mapping
@@ -23,8 +18,8 @@ import docker.errors
 import requests.exceptions
 
 from mlspec import labels as L
+from mlspec.apply.sandbox import Inputs, fill_volume, locked_down, oom_killed, remove_all, stderr_tail
 from mlspec.errors import ApplyError
-from mlspec.spec.units import size_bytes
 
 MOUNT = "/mlspec-eval"
 SERVING_DIR = Path(__file__).resolve().parent.parent / "serving"
@@ -35,30 +30,16 @@ class EvaluationFailed(ApplyError):
     """The evaluator ran and refused: the dataset or the model cannot be scored as declared."""
 
 
-def _add(tar: tarfile.TarFile, name: str, data: bytes | None = None, path: Path | None = None) -> None:
-    info = tarfile.TarInfo(name)
-    info.mode, info.mtime = 0o644, 0
-    if path is not None:
-        info.size = path.stat().st_size
-        with path.open("rb") as f:
-            tar.addfile(info, f)
-    else:
-        info.size = len(data or b"")
-        tar.addfile(info, io.BytesIO(data or b""))
-
-
-def _archive(request: dict, files: Mapping[str, Path], with_code: bool) -> tempfile.SpooledTemporaryFile:
-    buf = tempfile.SpooledTemporaryFile(max_size=8 << 20)
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        _add(tar, "request.json", json.dumps(request, sort_keys=True).encode())
-        for name, path in sorted(files.items()):
-            _add(tar, name, path=path)
-        if with_code:
-            _add(tar, "code/mlspec/__init__.py", b"")
-            for f in CODE_FILES:
-                _add(tar, f"code/mlspec/serving/{f}", (SERVING_DIR / f).read_bytes())
-    buf.seek(0)
-    return buf
+def _inputs(request: dict, files: Mapping[str, Path], with_code: bool) -> Inputs:
+    inputs = Inputs()
+    inputs.file("request.json", json.dumps(request, sort_keys=True).encode())
+    for name, path in sorted(files.items()):
+        inputs.file(name, path=path)
+    if with_code:
+        inputs.file("code/mlspec/__init__.py", b"")
+        for f in CODE_FILES:
+            inputs.file(f"code/mlspec/serving/{f}", (SERVING_DIR / f).read_bytes())
+    return inputs
 
 
 def _last_json(text: str) -> dict | None:
@@ -82,19 +63,13 @@ def run_in_image(client: docker.DockerClient, tag: str, request: dict, files: Ma
     volume = client.volumes.create(name=name, labels=tags)
     containers = []
     try:
-        loader = client.containers.create(tag, command=["true"], entrypoint=[], network_disabled=True,
-                                          volumes={name: {"bind": MOUNT, "mode": "rw"}}, labels=tags,
-                                          name=name + "-load", user="0")
-        containers.append(loader)
-        with _archive(request, files, with_code=not builtin) as data:
-            loader.put_archive(MOUNT, data)
+        containers.append(fill_volume(client, tag, name, MOUNT, _inputs(request, files, with_code=not builtin), tags,
+                                      name + "-load"))
         env = {} if builtin else {"PYTHONPATH": f"{MOUNT}/code"}
         box = client.containers.create(
             tag, command=["python3", "-m", "mlspec.serving.evaluate", f"{MOUNT}/request.json"], entrypoint=[],
-            name=name, labels=tags, environment=env, network_mode="none", read_only=True,
-            volumes={name: {"bind": MOUNT, "mode": "ro"}}, tmpfs={"/tmp": "rw,nosuid,nodev,size=256m"},
-            mem_limit=size_bytes(memory), memswap_limit=size_bytes(memory), nano_cpus=int(cpus * 1e9),
-            cap_drop=["ALL"], security_opt=["no-new-privileges"], **({} if builtin else {"user": "65534:65534"}))
+            name=name, labels=tags, environment=env, volumes={name: {"bind": MOUNT, "mode": "ro"}},
+            **locked_down(memory, cpus), **({} if builtin else {"user": "65534:65534"}))
         containers.append(box)
         box.start()
         try:
@@ -102,13 +77,12 @@ def run_in_image(client: docker.DockerClient, tag: str, request: dict, files: Ma
         except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
             raise ApplyError(f"evaluating {what} took over {timeout:.0f} s; it was stopped.") from None
         out = box.logs(stdout=True, stderr=False).decode("utf-8", "replace")
-        box.reload()
-        if box.attrs["State"].get("OOMKilled"):
+        if oom_killed(box):
             raise EvaluationFailed(f"evaluating {what} ran out of memory (limit {memory}); raise "
                                    "evaluation.resources.memory.")
         result = _last_json(out)
         if result is None or status.get("StatusCode") not in (0, 2):
-            err = box.logs(stdout=False, stderr=True).decode("utf-8", "replace").strip().splitlines()[-12:]
+            err = stderr_tail(box)
             raise EvaluationFailed(f"the evaluator of {what} exited with code {status.get('StatusCode')}:\n  "
                                    + "\n  ".join(err or ["(no output)"]))
         if not result["ok"]:
@@ -119,12 +93,4 @@ def run_in_image(client: docker.DockerClient, tag: str, request: dict, files: Ma
     except docker.errors.APIError as e:
         raise ApplyError(f"the engine refused the evaluation container of {what}: {e.explanation or e}") from e
     finally:
-        for c in containers:
-            try:
-                c.remove(force=True)
-            except docker.errors.APIError:
-                pass
-        try:
-            volume.remove(force=True)
-        except docker.errors.APIError:
-            pass
+        remove_all(containers, volume)

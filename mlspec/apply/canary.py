@@ -11,6 +11,7 @@ canary out and starts again). Every table write is one atomic front update.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from typing import Callable
 
@@ -68,6 +69,8 @@ def progressive(target, r: Rollout, old: list, fresh: list, resume_at: int | Non
 def _wait_and_judge(target, r: Rollout, step: Step, stable: str, query, clock, sleep):
     d = r.deployment
     a = d.rollout.analysis
+    if a is not None and d.rollout.min_requests is not None:  # a shadow's own count of copies wins
+        a = dataclasses.replace(a, min_requests=d.rollout.min_requests)
     began = clock()
     _pause_until(target, d, began + duration_seconds(step.pause), clock, sleep)
     if a is None:

@@ -153,3 +153,23 @@ def test_a_failing_canary_is_rolled_back_and_stable_serves_every_other_request(s
     assert {v for _, _, v in seen[-20:]} == {"1.0.0"}
     assert t.infra.table.ask({"op": "get"})["routes"][d.name].keys() == {"port", "backends"}
     assert [c.labels["io.mlspec.version"] for c in t.infra.containers("model", d.name)] == ["1.0.0"]
+
+
+def test_a_shadow_sees_copies_counts_agreement_and_then_takes_over(stable, quickstart, images):
+    t, d, lines = stable
+    traffic = Traffic(d.port)
+    tag, bhash = images["1.1.0"]
+    shadow = dataclasses.replace(d, version="1.1.0", rollout=RolloutSpec("shadow", duration="5s", min_requests=5, analysis=Analysis(
+        min_requests=100, max_wait="30s", max_error_rate=0.1)))
+    t.deploy(Rollout(quickstart.project.name, shadow, tag, bhash))
+    seen = traffic.end()
+    body = NO_PROXY.open(f"http://127.0.0.1:{d.port}/_mlspec/metrics", timeout=5).read().decode()
+    counts = {o: int(v) for o, v in __import__("re").findall(
+        r'mlspec_shadow_agreement_total\{deployment="churn",outcome="(\w+)"\} (\d+)', body)}
+    print(body, "\n".join(line for line in lines if "shadow" in line or "passed" in line))
+    during = [v for _, _, v in seen]
+    assert counts.get("agree", 0) + counts.get("disagree", 0) >= 5 and counts.get("error", 0) == 0, body
+    assert counts.get("agree", 0) > counts.get("disagree", 0), "two versions of one model mostly agree"
+    assert all(status == 200 for _, status, _ in seen)
+    assert during[0] == "1.0.0" and {v for v in during[-20:]} == {"1.1.0"}, "callers saw stable until the end"
+    assert any("step 1 passed: new:" in line for line in lines)

@@ -113,6 +113,10 @@ class Receiver(Strict):
             raise ValueError("a webhook receiver needs exactly one of url and url_file")
         for f in sorted(given):
             value = getattr(self, f)
+            if value is None:  # `api_url_file: ~` says nothing: as if not given, so required ones fail above
+                if f in required:
+                    raise ValueError(f"a {self.kind} receiver needs {spell(f)}")
+                continue
             if f.endswith("_file") and not (value.startswith("/") and value.isprintable() and "\n" not in value):
                 raise ValueError(f"{f} must be an absolute path on the Alertmanager host, such as /etc/alertmanager/secrets/{self.kind}")
             if not value or not value.isprintable():

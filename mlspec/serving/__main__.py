@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print(json.dumps(model_metadata(cfg.model, cfg.version, loaded)))
         return 0
-    from .server import serve  # after the checks: a bad artifact never opens a port
+    from .process import serve  # after the checks: a bad artifact never opens a port
 
     return serve(cfg, loaded)
 

@@ -15,6 +15,7 @@ class App:
     def __init__(self, cfg: Config, model: Model, metrics: Metrics):
         self.cfg, self.model, self.metrics = cfg, model, metrics
         self.ready = False
+        self.peers = None  # the sibling worker processes (mlspec/serving/workers.py), if any
         self.draining = False
         self._in_flight = 0
         self._idle = threading.Condition()

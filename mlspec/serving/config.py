@@ -32,6 +32,7 @@ class Config:
     test_delay: float = 0.0  # test hook: sleep inside every infer call
     check_only: bool = False  # verify and load the artifact, then exit
     baseline: str = ""  # the version's baseline.json (feature buckets, class mix); "" = none
+    workers: int = 0  # worker processes; 0 = one per CPU the container may use
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -116,4 +117,5 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         test_delay=_number(env, "MLSPEC_TEST_DELAY_SECONDS", 0.0, 0, 3600),
         check_only=args.check,
         baseline=env.get("MLSPEC_BASELINE", "").strip(),
+        workers=int(_number(env, "MLSPEC_WORKERS", 0, 0, 64)),
     )

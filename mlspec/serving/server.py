@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import random
 import re
-import signal
-import threading
 import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,13 +17,10 @@ from urllib.parse import urlsplit
 
 from . import __version__
 from .app import App
-from .config import Config
 from .logs import log
-from .metrics import Metrics, outcome_of
-from .model import Model
+from .metrics import outcome_of
 from . import binary
 from .protocol import RequestError, infer_response, model_metadata, parse_infer
-from .quality import Quality
 
 _MODEL = r"^/v2/models/(?P<m>[^/]+)(?:/versions/(?P<v>[^/]+))?"
 ROUTES = [  # (pattern, method, handler name)
@@ -101,19 +96,19 @@ class Handler(BaseHTTPRequestHandler):
         if not self._body_read and (self.headers.get("Content-Length", "0") != "0"
                                     or "Transfer-Encoding" in self.headers):
             self.close_connection = True  # an unread body would corrupt the next request
-        outcome = outcome_of(status)
+        # Counted before the answer leaves: the caller's next request may reach a sibling worker
+        # process that sums this one's counters, and must see its own request there. A caller that
+        # gave up while the answer was being written keeps the outcome it was answered with.
+        elapsed = time.monotonic() - start
+        if counted:
+            self.app.metrics.observe(elapsed, outcome_of(status))
         try:
             self._reply(status, body, ctype)
-        except OSError:
-            outcome = "error"  # the caller gave up (timed out) before the answer was written
-            raise
         finally:
-            elapsed = time.monotonic() - start
-            if counted:
-                self.app.metrics.observe(elapsed, outcome)
-            self.app.leave()
+            worker = {"worker": self.app.peers.index} if self.app.peers else {}
             log("info", "request", method=self.command, path=path, status=status,
-                duration_ms=round(elapsed * 1000, 3))
+                duration_ms=round(elapsed * 1000, 3), **worker)
+            self.app.leave()  # after its log line: a worker process exits as soon as none is left
 
     def _route(self, path: str):
         if self.app.draining:
@@ -219,39 +214,18 @@ class Handler(BaseHTTPRequestHandler):
 
     def _feedback(self, m, v):
         self._check_model(m, v)
-        return self._json(200, self.app.quality.feedback(self._read_body()))
+        body = self._read_body()
+        try:
+            return self._json(200, self.app.quality.feedback(body))
+        except RequestError as e:
+            # The id may have been answered by a sibling worker process: it holds the predictions.
+            answer = self.app.peers.feedback(body) if e.status == 404 and self.app.peers else None
+            if answer is None:
+                raise
+            return self._json(*answer)
 
     def _metrics(self):
-        return 200, self.app.metrics.render(), self.app.metrics.content_type, False
-
-
-def serve(cfg: Config, model: Model) -> int:
-    """Serve until SIGTERM or SIGINT, then drain; return the process exit code."""
-    app = App(cfg, model, Metrics(cfg.model, cfg.version, cfg.sha256))
-    try:
-        httpd = _HTTPServer((cfg.host, cfg.port), Handler)
-    except OSError as e:
-        log("error", f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}")
-        return 1
-    app.quality = Quality.from_file(cfg.model, cfg.version, model, cfg.baseline or None,
-                                    app.metrics.registry)
-    httpd.app = app  # type: ignore[attr-defined]
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda signum, frame: stop.set())
-    # serve_forever runs in a thread: shutdown() called from the main thread would deadlock.
-    # A short poll interval, so that shutdown() stops accepting within 0.1 s of the signal.
-    threading.Thread(target=httpd.serve_forever, args=(0.1,), name="accept", daemon=True).start()
-    app.set_ready(not cfg.fail_ready)
-    log("info", "listening", host=cfg.host, port=httpd.server_address[1], model=cfg.model,
-        version=cfg.version, framework=cfg.framework, ready=app.ready)
-    while not stop.wait(1.0):
-        pass
-    app.draining = True
-    app.set_ready(False)
-    log("info", "draining", grace_seconds=cfg.drain_seconds)
-    httpd.shutdown()
-    httpd.server_close()  # new connections are now refused
-    left = app.drain(cfg.drain_seconds)
-    log("info" if not left else "warning", "stopped", abandoned_requests=left)
-    return 0
+        text = self.app.metrics.render()
+        if self.app.peers:  # the exact sum over every worker process (mlspec/serving/merge.py)
+            text = self.app.peers.metrics(text)
+        return 200, text, self.app.metrics.content_type, False

@@ -74,6 +74,7 @@ def front(stubs, monkeypatch):
         return opened[-1]
 
     monkeypatch.setattr(proxy.socket, "create_connection", create_connection)
+    monkeypatch.setattr(proxy, "POOL", proxy.Pool())  # no connection kept from another test
     server = _Front([("127.0.0.1", s.server_address[1]) for s in stubs])
     server.opened = opened
     threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
@@ -117,10 +118,21 @@ def test_answers_and_backend_requests_are_one_send_each_on_nodelay_sockets(front
     assert len(conn.sends) == len(requests)  # one send per answer, headers and body together
     for sent, (_, data) in zip(conn.sends, answers):
         assert sent.startswith(b"HTTP/1.1 ") and sent.endswith(b"\r\n\r\n" + data)
-    assert len(front.opened) == len(requests)
+    # Backend connections are kept alive and reused: the first two requests share one (the
+    # front tries backends in the order given here), the replica's metrics open the second.
+    assert [len(backend.sends) for backend in front.opened] == [2, 1]
     for backend in front.opened:
-        assert backend.nodelay == [True]  # request line, headers and body in one send
-    assert front.opened[1].sends[0].endswith(b"\r\n\r\n" + body)
+        assert all(backend.nodelay)  # request line, headers and body in one send
+    assert front.opened[0].sends[1].endswith(b"\r\n\r\n" + body)
+
+
+def test_a_pooled_connection_the_backend_closed_is_replaced_without_an_error(front, stubs):
+    ask = b"GET /v2/health/ready HTTP/1.1\r\nHost: t\r\n\r\n"
+    assert [status for status, _ in _exchange(front, [ask])] == [200]
+    [pooled] = front.opened
+    pooled.shutdown(socket.SHUT_RDWR)  # as a backend that closes an idle connection: EOF on it
+    assert [status for status, _ in _exchange(front, [ask, ask])] == [200, 200]
+    assert len(front.opened) == 2 and len(front.opened[1].sends) == 2
 
 
 def test_each_replica_path_reaches_its_own_replica_only(front, stubs):

@@ -243,8 +243,9 @@ class Runtime(Strict):
 # --- Training (``mlspec train``) and the lineage it records ----------------------------------
 
 def _scalar_param(value: Any) -> Any:
-    if value is None or isinstance(value, (dict, list)):
-        raise ValueError("must be a string, number or boolean")
+    # One error for a list, a mapping or a date, instead of one per member of the union.
+    if not isinstance(value, (str, int, float, bool)):
+        raise ValueError("must be a string, number or boolean (quote a date)")
     return value
 
 

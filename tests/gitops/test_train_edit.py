@@ -129,3 +129,43 @@ def test_changes_between_two_records_are_named() -> None:
          "params": {"n": 50}, "seed": 7, "code": {"sha256": "y", "script": "t.py"}}
     assert changes(a, b) == ["data added: https://x.example/b.csv (333333333333)",
                              "data changed: d/a.csv (111111111111 -> 222222222222)", "param n: 30 -> 50", "code: t.py changed"]
+
+
+@pytest.fixture
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A folder served over HTTP on a 127.0.0.1 port of this test's own."""
+    import functools
+    import http.server
+    import threading
+
+    folder = tmp_path / "www"
+    folder.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    for var in ("no_proxy", "NO_PROXY"):  # a proxy must never answer for 127.0.0.1
+        monkeypatch.setenv(var, "127.0.0.1")
+    yield folder, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_url_is_downloaded_and_checked_against_its_pin(repo: Path, tmp_path: Path, served) -> None:
+    import hashlib
+    from dataclasses import replace
+
+    from mlspec.gitops.retrain import gather_data
+    from mlspec.spec.training import DataFile
+
+    folder, base = served
+    (folder / "june.csv").write_text("a,label\n1,0\n")
+    good = hashlib.sha256(b"a,label\n1,0\n").hexdigest()
+    training = load_spec(repo).model("churn").training
+    files, records = gather_data(repo, replace(training, data=(DataFile(good, url=f"{base}/june.csv"),)), [], tmp_path)
+    assert [name for name, _ in files] == ["june.csv"] and files[0][1].read_text() == "a,label\n1,0\n"
+    assert records[0].to_json() == {"url": f"{base}/june.csv", "sha256": good}
+    with pytest.raises(TrainingRefused, match="does not match its pinned sha256"):
+        gather_data(repo, replace(training, data=(DataFile("b" * 64, url=f"{base}/june.csv"),)), [], tmp_path)
+    with pytest.raises(TrainingRefused, match="could not download"):
+        gather_data(repo, replace(training, data=(DataFile(good, url=f"{base}/missing.csv"),)), [], tmp_path)

@@ -174,9 +174,10 @@ class Stale(Exception):
     """A pooled connection the backend had closed: the request never reached it."""
 
 
-def forward(host, port, method, path, headers, body):
-    """One request to one backend, on a pooled keep-alive connection when one is idle."""
-    sock = POOL.take((host, port))
+def forward(host, port, method, path, headers, body, fresh=False):
+    """One request to one backend, on a pooled keep-alive connection when one is idle; ``fresh``:
+    on a new connection, closed after (a scrape must find out whether the replica accepts one)."""
+    sock = None if fresh else POOL.take((host, port))
     if sock is not None:
         try:
             return exchange(sock, host, port, method, path, headers, body, reused=True)
@@ -186,10 +187,10 @@ def forward(host, port, method, path, headers, body):
         sock = connect(host, port)
     except OSError as e:
         raise Retry(f"connect {host}:{port}: {e}") from None
-    return exchange(sock, host, port, method, path, headers, body, reused=False)
+    return exchange(sock, host, port, method, path, headers, body, reused=False, pool=not fresh)
 
 
-def exchange(sock, host, port, method, path, headers, body, reused):
+def exchange(sock, host, port, method, path, headers, body, reused, pool=True):
     """Request line, headers and body in one send (http.client sends the body apart), then the
     whole answer; the connection goes back to the pool unless the backend closes it."""
     addr, keep = f"{host}:{port}", False
@@ -210,7 +211,7 @@ def exchange(sock, host, port, method, path, headers, body, reused):
             data = resp.read()
         finally:
             resp.close()
-        keep = not resp.will_close
+        keep = pool and not resp.will_close
         if resp.status == 503:
             raise Retry(f"{addr} answered 503", resp.status, resp.getheaders(), data)
         return resp.status, resp.getheaders(), data
@@ -333,7 +334,8 @@ class Handler(BaseHTTPRequestHandler):
             why = f"replica {i} is not in rotation ({len(replicas)} replica(s) are)"
         else:
             try:
-                return self._reply(*forward(*replicas[i], self.command, "/metrics", headers, b""))
+                return self._reply(*forward(*replicas[i], self.command, "/metrics", headers, b"",
+                                            fresh=True))
             except Retry as r:
                 why = f"replica {i}: {r.args[0]}"
         self._reply(503, [("Content-Type", "application/json")], json.dumps({"error": why}).encode())

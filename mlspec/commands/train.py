@@ -60,6 +60,8 @@ def run_train(root: Path, model: str, *, data: list[Path], params: list[str], ve
 
     log = functools.partial(_log, err)
     spec, _ = load(root)
+    if commit or branch:
+        _check_landing(root, spec, model, commit, branch)
     trained = train(spec, model, run=real_trainer(spec, model, log), extra_data=data,
                     params=dict(parse_param(p) for p in params), version=version, bump=bump or "minor", log=log)
     try:
@@ -76,6 +78,21 @@ def run_train(root: Path, model: str, *, data: list[Path], params: list[str], ve
     result = local_gates(spec, log).evaluate(model, trained.version, prod if prod != trained.version else None)
     out.write(format_table(result) + ("" if result.passed else "\n  -> FAILS its gates") + "\n")
     return 0 if result.passed else 1
+
+
+def _check_landing(root: Path, spec, model: str, commit: bool, branch: str | None) -> None:
+    """land()'s refusals, before the training runs rather than after it."""
+    from mlspec.gitops.edits import EditRefused
+    from mlspec.gitops.repo import check_branch_free, in_repo, open_repo, text_at_head
+
+    repo, prefix = open_repo(root)
+    if branch:
+        check_branch_free(repo, branch)
+    source = next((m.source for m in spec.models if m.name == model), None)
+    if commit and source is not None:
+        head = text_at_head(repo, in_repo(prefix, source))
+        if head is not None and head != (root / source).read_text():
+            raise EditRefused(f"{source} has uncommitted changes; commit or stash them first, or leave out --commit")
 
 
 def _log(err: TextIO, line: str) -> None:

@@ -102,8 +102,11 @@ def gather_data(root: Path, training: Training, extra: list[Path], tmp: Path) ->
             full = _download(d.url, d.sha256, Path(tempfile.mkdtemp(dir=tmp)))
         files.append((full.name, full))
         records.append(d)
+    declared = {d.path for d in training.data}
     for path in extra:
         rel = relative(root, path)
+        if rel in declared or rel in [r.path for r in records[len(training.data):]]:
+            raise TrainingRefused(f"{rel} is given twice (training.data or --data); each file is read once.")
         full = _repo_file(root, rel, "the data file")
         files.append((full.name, full))
         records.append(DataFile(sha256_file(full), path=rel))

@@ -55,6 +55,12 @@ def test_train_adds_a_valid_version_with_lineage_scored_against_production_and_r
     # The spec's diff is the new version's lines alone.
     diff = _git(repo, "diff", "-U0", "models/churn.yaml")
     assert all(line.startswith("+") for line in diff.splitlines() if line[:1] in "+-" and not line.startswith(("+++", "---")))
+    # --commit on a spec with uncommitted changes is refused before anything trains.
+    r = _train("--data", "models/churn/new-data.csv", "--bump", "minor", "--no-gates", "--commit")
+    assert r.exit_code == 1 and "uncommitted changes" in r.output and "training.churn" not in r.output
+    assert not (repo / "models/churn/1.3.0").exists()
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "churn: 1.2.0")
     r = _train("--data", "models/churn/new-data.csv", "--bump", "minor", "--no-gates", "--commit")
     assert r.exit_code == 0, r.output
     again = load_spec(repo).model("churn").version("1.3.0")

@@ -169,3 +169,17 @@ def test_a_url_is_downloaded_and_checked_against_its_pin(repo: Path, tmp_path: P
         gather_data(repo, replace(training, data=(DataFile("b" * 64, url=f"{base}/june.csv"),)), [], tmp_path)
     with pytest.raises(TrainingRefused, match="could not download"):
         gather_data(repo, replace(training, data=(DataFile(good, url=f"{base}/missing.csv"),)), [], tmp_path)
+
+
+def test_a_command_entry_point_is_recorded_and_a_file_given_twice_is_refused(repo: Path) -> None:
+    spec_file = repo / "models/churn.yaml"
+    spec_file.write_text(spec_file.read_text().replace("script: models/churn/retrain.py", "command: [python3, -m, churn_trainer]"))
+    calls: list = []
+    trained = train(load_spec(repo), "churn", run=fake_run(calls=calls))
+    assert calls[0][1] is None and calls[0][0].command == ("python3", "-m", "churn_trainer")
+    land(trained.edit, repo)
+    ln = load_spec(repo).model("churn").version("1.2.0").lineage
+    assert ln.command == ("python3", "-m", "churn_trainer") and ln.script is None
+    with pytest.raises(TrainingRefused, match="given twice"):
+        train(load_spec(repo), "churn", run=fake_run(), extra_data=[repo / "models/churn/train.csv"])
+    assert not (repo / "models/churn/1.3.0").exists()

@@ -242,17 +242,17 @@ class Project:
     """A copy of the quickstart with its own name and port, driven through the CLI."""
 
     def __init__(self, root: Path, name: str, client, base_image: str, *, port: int | None = None,
-                 registry: str | None = None):
+                 registry: str | None = None, source: Path = QUICKSTART, model: str = "churn"):
         self.root, self.name, self.client = root, name, client
         self.port = port or free_port()
-        shutil.copytree(QUICKSTART, root)
+        shutil.copytree(source, root)
         doc = self.load("mlspec.yaml")
         doc["name"] = name
         doc["base_image"] = base_image
         if registry:
             doc["registry"] = f"{registry}/{name}"
         self.dump("mlspec.yaml", doc)
-        self.deployment(port=self.port)
+        self.deployment(model, port=self.port)
 
     # -- the spec ----------------------------------------------------------------------------
 

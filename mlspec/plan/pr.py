@@ -81,8 +81,17 @@ def _plain(value: Any) -> Any:
 
 
 def _model_attrs(m: Model) -> dict[str, Any]:
-    return {"owner": m.owner, "framework": m.framework, "description": m.description,
-            "build": _plain(m.build), "slo": _plain(m.slo)}
+    out = {"owner": m.owner, "framework": m.framework, "description": m.description,
+           "build": _plain(m.build), "slo": _plain(m.slo)}
+    if m.training:  # only when declared: plans of models without one stay as they were
+        t = m.training
+        out["training"] = {"entry": t.script or " ".join(t.command), "data": _data_text(t.data),
+                           "params": dict(t.params), "seed": t.seed, "python_packages": dict(t.python_packages)}
+    return out
+
+
+def _data_text(data) -> str:
+    return ", ".join(f"{d.where} ({d.sha256[:12]})" for d in data) or "(none)"
 
 
 def _evaluation_attrs(ev) -> dict[str, Any] | None:
@@ -104,8 +113,14 @@ def _evaluation_attrs(ev) -> dict[str, Any] | None:
 
 
 def _version_attrs(v) -> dict[str, Any]:
-    return {"artifact": v.artifact.path, "artifact_sha256": v.artifact.sha256,
-            "python_packages": dict(v.python_packages), "evaluation": _evaluation_attrs(v.evaluation)}
+    out = {"artifact": v.artifact.path, "artifact_sha256": v.artifact.sha256,
+           "python_packages": dict(v.python_packages), "evaluation": _evaluation_attrs(v.evaluation)}
+    if v.lineage:  # what `mlspec train` made it from, for the reviewer of a retrained version
+        ln = v.lineage
+        code = f"{ln.script} ({(ln.script_sha256 or '')[:12]})" if ln.script else " ".join(ln.command or ())
+        out["lineage"] = {"data": _data_text(ln.data), "code": code + (f" at {ln.commit[:10]}" if ln.commit else ""),
+                          "params": dict(ln.params), "seed": ln.seed}
+    return out
 
 
 def _diff(kind: str, address: str, name: str, model: str, before: dict | None, after: dict | None) -> Change | None:

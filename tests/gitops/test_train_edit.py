@@ -183,3 +183,26 @@ def test_a_command_entry_point_is_recorded_and_a_file_given_twice_is_refused(rep
     with pytest.raises(TrainingRefused, match="given twice"):
         train(load_spec(repo), "churn", run=fake_run(), extra_data=[repo / "models/churn/train.csv"])
     assert not (repo / "models/churn/1.3.0").exists()
+
+
+def test_a_pull_requests_plan_shows_what_the_new_version_was_trained_from(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from mlspec.cli import main
+    from tests.conftest import GIT_ENV
+
+    for key, value in GIT_ENV.items():
+        monkeypatch.setenv(key, value)
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "quickstart"]):
+        subprocess.run(["git", *args], cwd=repo, check=True)
+    land(train(load_spec(repo), "churn", run=fake_run(), bump="minor").edit, repo)
+    monkeypatch.chdir(repo)
+    r = CliRunner().invoke(main, ["plan", "--base", "main", "--format", "json"])
+    assert r.exit_code == 0, r.output
+    after = next(c["change"]["after"] for c in json.loads(r.stdout)["resource_changes"] if c["address"].endswith("churn@1.2.0")
+                 and c["change"]["after"] and "lineage" in c["change"]["after"])
+    assert after["lineage"]["data"].startswith("models/churn/train.csv (fb91b48df46d)")
+    assert after["lineage"]["code"].startswith("models/churn/retrain.py (") and after["lineage"]["seed"] == 7

@@ -21,8 +21,6 @@ and so is the index: no drift alert fires on an idle model.
 
 from __future__ import annotations
 
-from typing import Any
-
 from mlspec.generate.baseline import EPSILON
 from mlspec.generate.common import JOB, GenerateError
 from mlspec.spec.model import Model

@@ -38,8 +38,9 @@ A table route may also carry a ``canary`` set, which takes ``weight`` percent of
 hash of the ``X-MLSpec-Sticky`` header when the caller sends one, so one user stays on one side),
 and a ``shadow`` set, which gets a copy of every inference request once its answer is sent; the
 shadow's answer is discarded and counted as agreeing or not on ``GET /_mlspec/metrics``
-(``mlspec_shadow_agreement_total``). While a canary or shadow runs, its replicas follow the
-stable ones in replica order, so each is scraped on its own path too.
+(``mlspec_shadow_agreement_total``). While a canary or shadow runs, its replica i is scraped on
+``/_mlspec/canary/<i>/metrics`` (an empty page otherwise), and its replicas also follow the
+stable ones in replica order.
 
 Every answer leaves in one write, and every request to a backend too, on TCP_NODELAY sockets: with
 Nagle's algorithm a body written apart from its headers waits ~40 ms for the peer's delayed ACK.
@@ -74,6 +75,7 @@ READ_TIMEOUT = float(os.environ.get("MLSPEC_PROXY_READ_TIMEOUT", "120"))
 RETRY_WINDOW = float(os.environ.get("MLSPEC_PROXY_RETRY_SECONDS", "5"))
 MAX_BODY = 64 * 1024 * 1024
 REPLICA_METRICS = re.compile(r"^/_mlspec/replicas/(\d{1,4})/metrics$")
+CANARY_METRICS = re.compile(r"^/_mlspec/canary/(\d{1,4})/metrics$")
 HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
               "trailer", "transfer-encoding", "upgrade", "proxy-connection"}
 
@@ -303,6 +305,9 @@ class Handler(BaseHTTPRequestHandler):
         replica = REPLICA_METRICS.match(self.path)
         if replica and self.command in ("GET", "HEAD"):
             return self._replica_metrics(int(replica.group(1)), headers)
+        canary = CANARY_METRICS.match(self.path)
+        if canary and self.command == "GET":
+            return self._canary_metrics(int(canary.group(1)), headers)
         if self.path == FRONT_METRICS and self.command == "GET":
             return self._reply(200, [("Content-Type", "text/plain; version=0.0.4")], SHADOW.text())
         mirror = getattr(self.server, "mirror", None)
@@ -326,6 +331,17 @@ class Handler(BaseHTTPRequestHandler):
             data = json.dumps({"error": f"no backend could take the request ({last})"}).encode()
             out_headers = [("Content-Type", "application/json")]
         self._reply(status, out_headers, data)
+
+    def _canary_metrics(self, i, headers):
+        """The new version's replica i while a canary or shadow runs, else an empty page: the slot
+        is scraped up with no series, so it never shows as a replica that is down."""
+        ports = getattr(self.server, "canaries", lambda: [])()
+        if i >= len(ports):
+            return self._reply(200, [("Content-Type", "text/plain; version=0.0.4")], b"")
+        try:
+            return self._reply(*forward(*ports[i], self.command, "/metrics", headers, b""))
+        except Retry as r:
+            self._reply(503, [("Content-Type", "application/json")], json.dumps({"error": r.args[0]}).encode())
 
     def _replica_metrics(self, i, headers):
         """Replica i's own /metrics, once, from that replica only (see the module docstring)."""
@@ -602,6 +618,13 @@ class Front:
             return [(host, p) for p in first + then]
         return current
 
+    def canaries(self, name):
+        def current():
+            host, route = self.pod(), self.routes.get(name)
+            side = route and (route.get("canary") or route.get("shadow"))
+            return [(host, p) for p in sorted(side["backends"])] if host and side else []
+        return current
+
     def mirror(self, name):
         def copy(method, path, headers, body, status, data):
             host, route = self.pod(), self.routes.get(name)
@@ -621,6 +644,7 @@ class Front:
         except OSError as e:
             return self.refuse(name, f"port {port}: {e.strerror or e}")
         server.backends, server.replicas, server.mirror = self.backends(name), self.replicas(name), self.mirror(name)
+        server.canaries = self.canaries(name)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self.routes[name] = route
         self.errors.pop(name, None)

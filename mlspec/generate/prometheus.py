@@ -44,6 +44,15 @@ def target_groups(spec: Spec, target: Target) -> list[dict]:
                        "replica": str(i), "__metrics_path__": replica_metrics_path(i)},
         }
         for d in deployments for i in range(d.replicas)
+    ] + [
+        # A canary's or shadow's replicas, while one runs (an empty page otherwise). No version
+        # label: the new version's own one is kept, and rollout analysis tells the versions apart.
+        {
+            "targets": [f"{host}:{d.port}"],
+            "labels": {"model": d.model, "target": d.target, "deployment": d.name, "replica": f"canary-{i}",
+                       "__metrics_path__": f"/_mlspec/canary/{i}/metrics"},
+        }
+        for d in deployments if d.rollout.strategy != "replace" for i in range(d.replicas)
     ]
 
 

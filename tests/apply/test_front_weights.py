@@ -106,3 +106,19 @@ def test_a_route_with_a_bad_canary_is_refused(front):
     f.start()
     rc, answer = f.client({"op": "set", "routes": {"m": {"port": free_port(), "backends": [1], "canary": {"backends": [2], "weight": 101}}}})
     assert "canary expected" in answer["error"]
+
+
+def test_the_canary_metrics_path_is_an_empty_page_without_a_canary_and_the_canary_own_with_one(front, stubs):
+    f, stable, canary = front(), stubs(), stubs()
+    f.start()
+    port = free_port()
+    f.set(m={"port": port, "backends": [stable.server_address[1]]})
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/_mlspec/canary/0/metrics")
+    resp = conn.getresponse()
+    assert (resp.status, resp.read()) == (200, b"")
+    f.set(m={"port": port, "backends": [stable.server_address[1]],
+             "canary": {"backends": [canary.server_address[1]], "weight": 5}})
+    conn.request("GET", "/_mlspec/canary/0/metrics")
+    resp = conn.getresponse()
+    assert resp.status == 200 and json.loads(resp.read())["backend"] == canary.name and canary.seen[-1] == "/metrics"

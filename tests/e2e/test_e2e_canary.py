@@ -1,5 +1,5 @@
 """Canary rollouts through the CLI on the real engine, judged by a real Prometheus that scrapes the
-real front: ``apply`` SIGKILLed in the middle of a step leaves the canary at its weight (``status``
+real front with the configuration mlspec generated: ``apply`` SIGKILLed in the middle of a step leaves the canary at its weight (``status``
 shows it), and the next apply resumes it there and promotes; ``mlspec rollout abort`` ends a
 rollout at once while its apply waits, which then stops with exit 1 and stable serving.
 
@@ -40,29 +40,28 @@ def wait_for(what, probe, timeout=60.0):
 
 @pytest.fixture(scope="module")
 def canary(make_project, tmp_path_factory):
+    """The project, and a Prometheus that runs the configuration mlspec generated for it: the
+    canary's replicas are file_sd targets of their own (``/_mlspec/canary/<i>/metrics``)."""
     binary = require("prometheus", ".ci/setup installs it from the Debian package prometheus", lambda: shutil.which("prometheus"))
     project = make_project("e2e-canary")
     where = tmp_path_factory.mktemp("prometheus")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         web = s.getsockname()[1]
-    # Replica 0 is the stable version, replica 1 the canary while it runs; honor_labels keeps
-    # each one's own version label.
-    targets = [{"targets": [f"127.0.0.1:{project.port}"], "labels": {
-        "deployment": "churn", "replica": str(i), "__metrics_path__": f"/_mlspec/replicas/{i}/metrics"}} for i in range(2)]
-    (where / "prometheus.yml").write_text(json.dumps({
-        "global": {"scrape_interval": "1s"},
-        "scrape_configs": [{"job_name": "canary", "honor_labels": True, "static_configs": targets}]}))
-    with open(where / "log", "wb") as log:
-        proc = subprocess.Popen([binary, f"--config.file={where / 'prometheus.yml'}", f"--storage.tsdb.path={where / 'tsdb'}",
-                                 f"--web.listen-address=127.0.0.1:{web}"], stdout=log, stderr=subprocess.STDOUT)
-    wait_for("Prometheus ready", lambda: NO_PROXY.open(f"http://127.0.0.1:{web}/-/ready", timeout=5).status == 200)
     doc = project.load("mlspec.yaml")
-    doc.setdefault("monitoring", {})["prometheus_url"] = f"http://127.0.0.1:{web}"
+    doc.setdefault("monitoring", {}).update(prometheus_url=f"http://127.0.0.1:{web}", scrape_interval="1s",
+                                            evaluation_interval="1s")
     project.dump("mlspec.yaml", doc)
     project.deployment(version="1.0.0", replicas=1, rollout=ROLLOUT)
     first = project.apply()
     assert first.rc == 0, first
+    config = project.root / "monitoring" / "prometheus" / "prometheus.yml"
+    with open(where / "log", "wb") as log:
+        proc = subprocess.Popen([binary, f"--config.file={config}", f"--storage.tsdb.path={where / 'tsdb'}",
+                                 f"--web.listen-address=127.0.0.1:{web}"], stdout=log, stderr=subprocess.STDOUT)
+    wait_for("Prometheus ready", lambda: NO_PROXY.open(f"http://127.0.0.1:{web}/-/ready", timeout=5).status == 200)
+    targets = json.loads((project.root / "monitoring" / "prometheus" / "targets" / "local.json").read_text())
+    assert [t["labels"]["__metrics_path__"] for t in targets] == ["/_mlspec/replicas/0/metrics", "/_mlspec/canary/0/metrics"]
     yield project
     proc.send_signal(signal.SIGTERM)
     proc.wait(timeout=20)

@@ -123,6 +123,18 @@ def next_version(m: Model, version: str | None, bump: str) -> str:
     return new
 
 
+def _same_pins(m: Model, training: Training) -> None:
+    """The new version is served with the last version's packages (version add copies them); a
+    pickle loads only under the versions that wrote it, so the training must use the same ones
+    (it may add its own, such as pandas)."""
+    served = m.versions[-1].python_packages
+    clash = sorted(k for k in served if k in training.python_packages and training.python_packages[k] != served[k])
+    if clash:
+        pins = ", ".join(f"{k} {training.python_packages[k]} (served: {served[k]})" for k in clash)
+        raise TrainingRefused(f"training.runtime of {m.name} pins {pins}; the new version would be served with "
+                              "other versions than it was trained with. Make them equal.")
+
+
 def head_commit(root: Path) -> str | None:
     from mlspec.gitops.repo import has_head, open_repo
 
@@ -141,6 +153,7 @@ def train(spec: Spec, model: str, *, run: Trainer, extra_data: list[Path] = (), 
     m, training = training_of(spec, model)
     training = with_params(training, params)
     new = next_version(m, version, bump)
+    _same_pins(m, training)
     script = _repo_file(root, training.script, "the training script") if training.script else None
     dest_dir = root / "models" / model / new
     art_rel = f"models/{model}/{new}/{training.artifact}"

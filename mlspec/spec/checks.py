@@ -249,7 +249,8 @@ def _check_training(doc: Document, root: Path | None, t) -> Iterator[SpecProblem
     for i, d in enumerate(t.data):
         if d.path is not None:  # a URL is checked after its download, at train time
             yield from _pinned(doc, root, ("training", "data", i), d)
-    if root is not None and t.runtime is None and doc.doc.framework == "sklearn" and "scikit-learn" not in doc.doc.runtime.python_packages:
+    pkgs = {**doc.doc.runtime.python_packages, **(t.runtime.python_packages if t.runtime else {})}
+    if doc.doc.framework == "sklearn" and "scikit-learn" not in pkgs:
         yield doc.at(("training",), "declare the scikit-learn version to train with (runtime.python_packages)")
 
 def check_across(models: list[Document]) -> Iterator[SpecProblem]:

@@ -39,7 +39,7 @@ class Training:
     data: tuple[DataFile, ...]
     params: Mapping[str, str | int | float | bool]
     seed: int
-    python_packages: Mapping[str, str]  # the model's runtime unless training.runtime gives its own
+    python_packages: Mapping[str, str]  # the model's runtime, training.runtime merged over it
     memory: str
     cpus: float
     timeout: float  # seconds
@@ -82,7 +82,9 @@ def build_training(doc: w.ModelDoc) -> Training | None:
     if t is None:
         return None
     res = t.resources or w.EvalResources()
-    pkgs = t.runtime.python_packages if t.runtime else doc.runtime.python_packages
+    # Merged over the model's, as a version's runtime is: a training adds packages (pandas), the
+    # ones the artifact is served with stay the same.
+    pkgs = {**doc.runtime.python_packages, **(t.runtime.python_packages if t.runtime else {})}
     return Training(t.script, tuple(t.command) if t.command else None, tuple(t.args), _data(t.data),
                     _frozen(t.params), t.seed, _frozen(pkgs), res.memory or DEFAULT_MEMORY, res.cpus or 1.0,
                     duration_seconds(t.timeout), t.network, t.artifact)

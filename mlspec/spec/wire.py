@@ -267,7 +267,7 @@ class TrainingData(Strict):
 
 class TrainingRuntime(Strict):
     python_packages: dict[PackageName, Pin] = Field(
-        default_factory=dict, description="Exact versions installed in the training image (default: the model's runtime)")
+        default_factory=dict, description="Exact versions for the training image, merged over the model's runtime")
 
 
 class Training(Strict):

@@ -206,3 +206,15 @@ def test_a_pull_requests_plan_shows_what_the_new_version_was_trained_from(repo: 
                  and c["change"]["after"] and "lineage" in c["change"]["after"])
     assert after["lineage"]["data"].startswith("models/churn/train.csv (fb91b48df46d)")
     assert after["lineage"]["code"].startswith("models/churn/retrain.py (") and after["lineage"]["seed"] == 7
+
+
+def test_a_training_runtime_that_differs_from_the_serving_pins_is_refused(repo: Path) -> None:
+    spec_file = repo / "models/churn.yaml"
+    spec_file.write_text(spec_file.read_text().replace(
+        "  seed: 7\n", '  seed: 7\n  runtime: {python_packages: {scikit-learn: "1.8.0", pandas: "2.2.3"}}\n', 1))
+    with pytest.raises(TrainingRefused, match=r"pins scikit-learn 1.8.0 \(served: 1.9.1\)"):
+        train(load_spec(repo), "churn", run=fake_run())
+    spec_file.write_text(spec_file.read_text().replace('scikit-learn: "1.8.0", ', '', 1))
+    calls: list = []
+    train(load_spec(repo), "churn", run=fake_run(calls=calls))  # extra training-only packages are fine
+    assert dict(calls[0][0].python_packages) == {"joblib": "1.6.0", "numpy": "2.4.6", "pandas": "2.2.3", "scikit-learn": "1.9.1", "scipy": "1.17.1"}

@@ -1,6 +1,7 @@
 """Canary rollouts on the real engine, judged by a real Prometheus scraping the real front: a good
 canary goes 10% -> 50% -> 100% on its own; a canary that fails half its requests
-(MLSPEC_FAIL_RATE) is rolled back after its first step and the stable version serves on."""
+(MLSPEC_FAIL_RATE) is rolled back after its first step and the stable version serves on; a shadow
+counts agreement; weights hold within 3 points over 2,000 requests through the front's container."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from tests.engine_helpers import NO_PROXY
 from mlspec.apply.canary import RolledBack
 from mlspec.apply.containers import Rollout
 from mlspec.apply.docker_target import DockerTarget
+from mlspec.apply.infra import serving_port
 from mlspec.spec.model import Analysis, RolloutSpec, Step
 
 pytestmark = [pytest.mark.docker, pytest.mark.promtool, pytest.mark.slow]
@@ -173,3 +175,24 @@ def test_a_shadow_sees_copies_counts_agreement_and_then_takes_over(stable, quick
     assert all(status == 200 for _, status, _ in seen)
     assert during[0] == "1.0.0" and {v for v in during[-20:]} == {"1.1.0"}, "callers saw stable until the end"
     assert any("step 1 passed: new:" in line for line in lines)
+
+
+@pytest.mark.parametrize("weight", [10, 50])
+def test_weights_hold_within_three_points_through_the_real_front(stable, quickstart, images, weight):
+    """The canary started beside the stable version and routed at ``weight``% by one table write:
+    2,000 requests through the front in its container."""
+    t, d, _ = stable
+    tag, bhash = images["1.1.0"]
+    r = Rollout(quickstart.project.name, dataclasses.replace(d, version="1.1.0"), tag, bhash)
+    [fresh] = t._start(r, 1, [])
+    t._await_ready(r, [fresh], keep=[])
+    stable_ports = t.infra.table.routes[d.name]["backends"]
+    t.infra.table.route({d.name: {"port": d.port, "backends": stable_ports,
+                                  "canary": {"backends": [serving_port(fresh)], "weight": weight}}})
+    conn, versions = http.client.HTTPConnection("127.0.0.1", d.port, timeout=10), []
+    for _ in range(2000):
+        conn.request("POST", "/v2/models/churn/infer", BODY, {"Content-Type": "application/json"})
+        versions.append(json.loads(conn.getresponse().read())["model_version"])
+    share = versions.count("1.1.0") / len(versions) * 100
+    print(f"weight {weight}%: the canary answered {share:.1f}% of 2,000 requests")
+    assert abs(share - weight) <= 3

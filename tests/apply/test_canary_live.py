@@ -14,7 +14,6 @@ import socket
 import subprocess
 import threading
 import time
-from pathlib import Path
 from types import MappingProxyType
 
 import pytest

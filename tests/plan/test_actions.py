@@ -72,3 +72,12 @@ def test_a_saved_plan_keeps_every_action_and_refuses_edited_file_text(tmp_path):
     (tmp_path / "p.json").write_text(json.dumps(data))
     with pytest.raises(MlspecError, match="damaged saved plan .*m/b.yml: content does not match its sha256"):
         load_plan(tmp_path / "p.json")
+
+
+def test_a_canary_on_a_swarm_target_is_noted_as_a_plain_update():
+    project = PROJECT.replace("{name: edge, type: docker, prune: true}", "{name: edge, type: swarm}")
+    text = model_yaml(target="edge").replace("    prevent_destroy: false\n",
+                                             "    prevent_destroy: false\n    rollout: {strategy: shadow, duration: 1m}\n")
+    p = plan(make_spec({"churn": text}, project=project), observed(), tags_for(make_spec({"churn": text}, project=project)))
+    assert p.notes == ("deployment.churn.edge: a shadow rollout runs on docker targets only; on this swarm target a new "
+                       "version is a start-first update.",)

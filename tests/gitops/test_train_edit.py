@@ -218,3 +218,33 @@ def test_a_training_runtime_that_differs_from_the_serving_pins_is_refused(repo: 
     calls: list = []
     train(load_spec(repo), "churn", run=fake_run(calls=calls))  # extra training-only packages are fine
     assert dict(calls[0][0].python_packages) == {"joblib": "1.6.0", "numpy": "2.4.6", "pandas": "2.2.3", "scikit-learn": "1.9.1", "scipy": "1.17.1"}
+
+
+def test_history_lists_what_each_trained_version_came_from(repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+    import subprocess
+
+    from click.testing import CliRunner
+
+    from mlspec.cli import main
+    from tests.conftest import GIT_ENV
+
+    for key, value in GIT_ENV.items():
+        monkeypatch.setenv(key, value)
+    git = lambda *a: subprocess.run(["git", *a], cwd=repo, check=True, capture_output=True)  # noqa: E731
+    git("init", "-q", "-b", "main")
+    git("add", "-A")
+    git("commit", "-q", "-m", "quickstart")
+    land(train(load_spec(repo), "churn", run=fake_run(), extra_data=[repo / "models/churn/new-data.csv"]).edit, repo, commit=True)
+    monkeypatch.chdir(repo)
+    text = CliRunner().invoke(main, ["history", "churn"]).stdout
+    assert "+ churn@1.2.0: version added" in text
+    assert "trained from models/churn/train.csv (fb91b48df46d), models/churn/new-data.csv (3136ce5a3a7a) by models/churn/retrain.py (" in text
+    events = json.loads(CliRunner().invoke(main, ["history", "churn", "--format", "json"]).stdout)["events"]
+    added = next(e for e in events if e["version"] == "1.2.0")
+    assert [d["path"] for d in added["lineage"]["data"]] == ["models/churn/train.csv", "models/churn/new-data.csv"]
+    chain = json.loads(CliRunner().invoke(main, ["history", "--lineage", "churn@1.2.0", "--format", "json"]).stdout)
+    assert [c["version"] for c in chain["chain"]] == ["1.2.0", "1.1.0", "1.0.0"]
+    assert chain["chain"][0]["commit"]["message"] == "churn: train version 1.2.0" and chain["chain"][1]["lineage"] is None
+    bad = CliRunner().invoke(main, ["history", "--lineage", "churn@9.9.9"])
+    assert bad.exit_code == 1 and "has no version 9.9.9" in bad.output

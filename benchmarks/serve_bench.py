@@ -252,7 +252,7 @@ def report(results, servers, conns, predict, args) -> None:
                 added = med[front, c][0] - med["mlspec", c][0]
                 loss = 1 - med[front, c][1] / med["mlspec", c][1]
                 ok = added <= 1 and loss <= 0.10
-                print(f"  {front} at {c}: +{added:.2f} ms p50, {loss:+.0%} req/s "
+                print(f"  {front} at {c}: p50 {added:+.2f} ms, req/s {-loss:+.0%} "
                       f"(goal <= 1 ms, <= 10%): {'MET' if ok else 'NOT MET'}")
 
 

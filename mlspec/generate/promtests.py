@@ -128,6 +128,14 @@ def _cases(model: Model, rule: AlertRule) -> list[dict]:
                       rule, minutes, None)]
     if kind == "slo":
         return _slo_cases(model, rule, base, minutes, n)
+    if kind == "rollout_stuck":
+        d = next(x for x in model.deployments if x.name == rule.labels["deployment"])
+        base = {**base, "version": d.version, "target": d.target, "deployment": d.name}
+        new = {**base, "version": f"{d.version}-new", "replica": "canary-0"}
+        both = [_gauge("mlspec_model_info", base, 1, minutes), _gauge("mlspec_model_info", new, 1, minutes)]
+        return [_case(f"{n} fires when two versions serve for longer than the rollout", both, rule, minutes,
+                      {"model": base["model"], "deployment": base["deployment"]}),
+                _case(f"{n} is silent with one version", both[:1], rule, minutes, None)]
     return []
 
 

@@ -7,6 +7,7 @@ file is parsed back and every rule compared with the values it was rendered from
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -17,6 +18,7 @@ from mlspec.generate import slo as slo_mod
 from mlspec.generate.common import (JOB, GenerateError, decimal_text, expect_equal, go_template_text,
                                     load_yaml, render, render_promql)
 from mlspec.spec.model import Alert, Model, Spec
+from mlspec.spec.units import duration_seconds
 
 RANGE = "5m"  # the rate range of the per-version recording rules and the built-in alerts
 QUANTILES = ("0.5", "0.95", "0.99")
@@ -159,7 +161,27 @@ def alert_rules(spec: Spec, env: jinja2.Environment, model: Model) -> tuple[Aler
             text = f"{model.name} burns the error budget of its {model.slo.availability}% / {model.slo.window} SLO {pace}"
             out.append(AlertRule(name, "slo", expr, slo_mod.FOR[severity], _labels(model, severity, "slo"),
                                  _annotations(spec, name, text, None), burn=burn))
-    return tuple(out)
+    return tuple(out) + tuple(_rollout_stuck(spec, model, d) for d in model.deployments if d.rollout.strategy != "replace")
+
+
+def _rollout_stuck(spec: Spec, model: Model, d) -> AlertRule:
+    """Two versions of one deployment serve for longer than its rollout can take (every pause and
+    every wait for requests, plus 10 minutes to start and scrape): an apply died mid-rollout and
+    nobody ran the next one, or a rollout hangs. Read from ``mlspec_model_info``, which each
+    replica (a canary's too) exports with its own version."""
+    r = d.rollout
+    pauses = [duration_seconds(x.pause) for x in r.steps] if r.strategy == "canary" else [duration_seconds(r.duration)]
+    waits = duration_seconds(r.analysis.max_wait) * len(pauses) if r.analysis else 0
+    for_ = f"{math.ceil((sum(pauses) + waits + 600) / 60)}m"
+    camel = "".join(p.capitalize() for p in f"{model.name}-{d.name}".split("-")) if d.name != model.name else \
+        "".join(p.capitalize() for p in model.name.split("-"))
+    name = f"{camel}RolloutStuck"
+    sel = f'job="{JOB}", model="{model.name}", deployment="{d.name}", target="{d.target}"'
+    expr = f"count by (model, deployment) (count by (model, deployment, version) (mlspec_model_info{{{sel}}})) > 1"
+    text = (f"{model.name}: deployment {d.name} on {d.target} has served two versions for longer than its "
+            f"{r.strategy} rollout can take; run `mlspec status`, then apply or `mlspec rollout abort`")
+    return AlertRule(name, "rollout_stuck", expr, for_, {**_labels(model, "ticket", "rollout_stuck"), "deployment": d.name},
+                     _annotations(spec, name, text, None))
 
 
 def model_rules(spec: Spec, env: jinja2.Environment, model: Model, baselines: dict | None = None) -> ModelRules:

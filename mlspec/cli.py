@@ -206,6 +206,19 @@ def apply(plan_file, auto_approve, dry_run, prune, parallelism, lock_timeout, mo
 
 
 @main.command()
+@click.option("--keep", type=click.IntRange(0, 1000), default=3, show_default=True,
+              help="Keep the last N versions of each model (besides every deployed one).")
+@click.option("--yes", is_flag=True, help="Remove them; without it, only list what would go.")
+@click.option("--all", "everything", is_flag=True, help="Every image of the project no container uses (after destroy).")
+@handled
+def gc(keep: int, yes: bool, everything: bool) -> int:
+    """Remove images of versions no spec deploys, beyond the last N per model (engines and registry)."""
+    from mlspec.commands.gc import run_gc
+
+    return run_gc(".", click.get_text_stream("stdout"), keep=keep, yes=yes, everything=everything)
+
+
+@main.command()
 @handled
 def status() -> int:
     """Every deployment's spec and live version, health, replicas and age; held locks."""

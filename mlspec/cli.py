@@ -192,13 +192,19 @@ def generate(check: bool) -> int:
 @click.option("--model", "models", multiple=True, help="Only this model (exceptional use).")
 @click.option("--target", "targets", multiple=True, help="Only this target (exceptional use).")
 @click.option("--color/--no-color", "color", default=None)
+@click.option("--verbose", is_flag=True, help="Show the engine's build output step by step (default: a line per image).")
 @click.option("--wait/--no-wait", default=True, show_default=True,
               help="--no-wait puts NEW deployments into rotation without waiting for readiness (as compose "
                    "up -d); a replace always waits, so the old version serves until the new one is ready.")
 @handled
-def apply(plan_file, auto_approve, dry_run, prune, parallelism, lock_timeout, models, targets, color, wait) -> int:
+def apply(plan_file, auto_approve, dry_run, prune, parallelism, lock_timeout, models, targets, color, verbose, wait) -> int:
     """Build, gate, deploy and write monitoring so live state matches the spec."""
     from mlspec.commands.apply import ApplyOptions, run_apply
+
+    if verbose:  # read where the build runs (mlspec.apply.build), which has no options of its own
+        import os
+
+        os.environ["MLSPEC_VERBOSE"] = "1"
 
     opts = ApplyOptions(plan_file, auto_approve, dry_run, prune, parallelism, lock_timeout, models, targets, color,
                         wait)

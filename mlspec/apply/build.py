@@ -169,12 +169,20 @@ def build_image(client: docker.DockerClient, spec: Spec, model: Model, version: 
                 base_image: str | None = None) -> str:
     """Build ``model@version`` as ``tag`` on the engine; return the image id.
 
-    ``tag`` and ``build_hash`` come from the plan (``mlspec.state.build_inputs``)."""
+    ``tag`` and ``build_hash`` come from the plan (``mlspec.state.build_inputs``). The engine's
+    step-by-step output goes to ``on_log`` only with ``MLSPEC_VERBOSE`` set (``apply --verbose``):
+    otherwise one line per image says it was built and how big it is, and a failed build's last
+    lines come with its error."""
     labels = image_labels(spec, model, _version(model, version).version, build_hash, commit)
+    steps = on_log if os.environ.get("MLSPEC_VERBOSE") else (lambda line: None)
     if model.build is not None:
         ctx = spec.root / model.build.context
         dockerfile = os.path.relpath(spec.root / model.build.dockerfile, ctx)
-        return _run_build(client, on_log, path=str(ctx), dockerfile=dockerfile, tag=tag, labels=labels)
-    with tempfile.TemporaryDirectory(prefix="mlspec-build-") as tmp:
-        build_context(spec, model, version, Path(tmp), base_image, on_log)
-        return _run_build(client, on_log, path=tmp, tag=tag, labels=labels)
+        image_id = _run_build(client, steps, path=str(ctx), dockerfile=dockerfile, tag=tag, labels=labels)
+    else:
+        with tempfile.TemporaryDirectory(prefix="mlspec-build-") as tmp:
+            build_context(spec, model, version, Path(tmp), base_image, steps)
+            image_id = _run_build(client, steps, path=tmp, tag=tag, labels=labels)
+    size = client.api.inspect_image(image_id).get("Size") or 0
+    on_log(f"built {tag} ({size / 1e6:.0f} MB)")
+    return image_id

@@ -79,7 +79,7 @@ def build_leftovers(client, nonce: str) -> list[str]:
 
 
 def test_killed_during_a_build(crash):
-    run = crash.start("apply", "--auto-approve")
+    run = crash.start("apply", "--auto-approve", "--verbose")  # the engine's steps, to kill at one
     kill_at(run, rf"Step \d+/\d+ : RUN echo {crash.nonce}-1\.0\.0")
     assert "in rotation" not in run.output
     t0 = time.monotonic()  # --lock-timeout waits for the holder, who never comes back

@@ -339,7 +339,8 @@ class Handler(BaseHTTPRequestHandler):
         if i >= len(ports):
             return self._reply(200, [("Content-Type", "text/plain; version=0.0.4")], b"")
         try:
-            return self._reply(*forward(*ports[i], self.command, "/metrics", headers, b""))
+            # A connection of its own, as for a replica: a stopped canary must fail its own slot.
+            return self._reply(*forward(*ports[i], self.command, "/metrics", headers, b"", fresh=True))
         except Retry as r:
             self._reply(503, [("Content-Type", "application/json")], json.dumps({"error": r.args[0]}).encode())
 

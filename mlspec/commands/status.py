@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TextIO
@@ -82,6 +83,8 @@ def run_status(root: str | Path, out: TextIO, factory=client_for) -> int:
 def run_destroy(root: str | Path, out: TextIO, *, auto_approve: bool, stdin: TextIO = sys.stdin,
                 lock_timeout: float = 0.0, factory=client_for) -> int:
     """Remove every deployment of this project on every docker target, after asking."""
+    import docker
+
     from mlspec.apply.docker_target import DockerTarget
     from mlspec.apply.swarm_target import SwarmTarget
 
@@ -112,10 +115,25 @@ def run_destroy(root: str | Path, out: TextIO, *, auto_approve: bool, stdin: Tex
         with locks.held(client, spec.project.name, tname, "mlspec destroy", lock_timeout):
             # Removing needs no front image: none is started.
             target = kind(client, spec.project.name, tname, proxy_image="", on_log=lambda line: None)
-            for t, dep in doomed:
-                if t == tname:
+            deps = [dep for t, dep in doomed if t == tname]
+
+            def attempt(dep, target=target):
+                try:
                     target.destroy(dep)
-                    out.write(f"deployment {dep} on {t}: destroyed\n")
+                    return True
+                except docker.errors.APIError:  # a neighbour's container vanished as it was read
+                    return False
+
+            # Stopped in parallel (each waits for its containers' drain), as compose's down does;
+            # then, one at a time, those that tripped over a neighbour's removal (destroy lists
+            # what is left, so it is safe to repeat) and the last one, so that only it finds the
+            # target empty and removes what the deployments shared (front, pod, network).
+            with ThreadPoolExecutor(max_workers=8) as pool:
+                done = dict(zip(deps[:-1], pool.map(attempt, deps[:-1])))
+            for dep in deps:
+                if not done.get(dep):
+                    target.destroy(dep)
+                out.write(f"deployment {dep} on {tname}: destroyed\n")
     out.write(f"\nDestroy complete! {len(doomed)} deployment(s) removed.\n")
     return 0
 

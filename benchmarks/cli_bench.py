@@ -55,7 +55,7 @@ def make_repo(folder: Path, ports: list[int]) -> None:
     project.write_text(project.read_text().replace("name: quickstart", f"name: {PROJECT}"))
     model = folder / "models" / "churn.yaml"
     text = model.read_text()
-    block = re.search(r"^deployments:\n(?:  .*\n)+", text, re.M)
+    block = re.search(r"^deployments:\n(?:  .*\n)+", text, re.MULTILINE)
     deps = "".join(f"  - {{target: local, name: m{i:02d}, version: 1.1.0, port: {p}, "
                    "resources: {memory: 512m, cpus: 1.0}, env: {LOG_LEVEL: info}, "
                    "secrets: {API_KEY: {from_env: CHURN_API_KEY}}}\n" for i, p in enumerate(ports))
@@ -81,7 +81,7 @@ def compose_file(tag: str, ports: list[int]) -> str:
 def timed(cmd: list[str], cwd: Path) -> float:
     env = {**os.environ, "CHURN_API_KEY": "bench", "CI": "1", "NO_COLOR": "1"}
     start = time.monotonic()
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     took = time.monotonic() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} exited {done.returncode}:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
@@ -148,10 +148,10 @@ def main() -> int:
                     timed([*mlspec, "apply", "--auto-approve", "--no-wait"], repo))
                 timed([*mlspec, "destroy", "--auto-approve"], repo)
         finally:
-            subprocess.run([*mlspec, "destroy", "--auto-approve"], cwd=repo, capture_output=True,
+            subprocess.run([*mlspec, "destroy", "--auto-approve"], cwd=repo, capture_output=True, check=False,
                            env={**os.environ, "CHURN_API_KEY": "bench"})
             if cfolder.exists():
-                subprocess.run([*compose, "down"], cwd=cfolder, capture_output=True)
+                subprocess.run([*compose, "down"], cwd=cfolder, capture_output=True, check=False)
     print(f"\n{args.services} services of the quickstart image, whole processes, {args.rounds} "
           f"round(s) (median), {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}\n")
     print("| figure | mlspec | compose | ratio | goal |")

@@ -158,8 +158,8 @@ def wrk(port: int, conns: int, seconds: float, script: Path) -> tuple[float, flo
     out = subprocess.run(["wrk", "-t", str(min(conns, 2)), "-c", str(conns), "-d", f"{max(1, round(seconds))}s",
                           "--latency", "-s", str(script), f"http://127.0.0.1:{port}"],
                          capture_output=True, text=True, check=True).stdout
-    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
-    rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.M)
+    p50 = re.search(r"^\s+50%\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", out, re.MULTILINE)
     non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     if not p50 or not rps or non2xx:
         raise SystemExit(f"wrk on port {port}: unexpected output\n{out}")

@@ -75,7 +75,7 @@ class Peers:
                 try:
                     req = json.loads(self.rfile.readline())
                     answer = peers.handlers[req["op"]](req)
-                except Exception as e:  # a sibling's question must never kill this worker
+                except Exception as e:  # noqa: BLE001 - a sibling's question must never kill this worker
                     answer = {"error": f"{type(e).__name__}: {e}"}
                 with contextlib.suppress(OSError):
                     self.wfile.write(json.dumps(answer).encode() + b"\n")

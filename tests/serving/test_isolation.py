@@ -13,7 +13,9 @@ import mlspec.serving
 from .conftest import MODEL, server_env
 
 PACKAGE = Path(mlspec.serving.__file__).parent
-ALLOWED = {"numpy", "sklearn", "joblib", "prometheus_client", "onnxruntime"}
+# onnxruntime and pandas are optional: imported only for an ONNX model, or one fitted on a DataFrame
+# (whose runtime pins pandas).
+ALLOWED = {"numpy", "sklearn", "joblib", "prometheus_client", "onnxruntime", "pandas"}
 
 
 def test_imports_only_stdlib_and_serving_libraries():

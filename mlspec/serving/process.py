@@ -84,6 +84,16 @@ def run(cfg: Config, model: Model, sock: socket.socket, peers: Peers | None = No
     return 0
 
 
+def _shared_folder_possible() -> bool:
+    import tempfile
+
+    try:
+        tempfile.gettempdir()  # looks for a folder it can write in, and says so
+        return True
+    except FileNotFoundError:
+        return False
+
+
 def serve(cfg: Config, model: Model) -> int:
     """Serve until SIGTERM or SIGINT, then drain; return the process exit code."""
     try:
@@ -92,6 +102,11 @@ def serve(cfg: Config, model: Model) -> int:
         log("error", f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}")
         return 1
     n = cfg.workers or count()
+    if n > 1 and not _shared_folder_possible():
+        # The workers share their counters through files: a read-only root with no tmpfs on /tmp
+        # (as `docker run --read-only` alone) still serves, in one process.
+        log("warning", "no writable temporary folder (mount a tmpfs on /tmp): serving with one worker")
+        n = 1
     if n == 1:
         return run(cfg, model, sock)
     log("info", "listening", host=cfg.host, port=sock.getsockname()[1], model=cfg.model,

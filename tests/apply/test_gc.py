@@ -37,7 +37,14 @@ def _tags(registry_url: str, repo: str) -> list[str]:
 
 
 @pytest.fixture
-def repo(tmp_path, project_name, registry_url):
+def gc_project(project_name) -> str:
+    # A project of its own: `gc --all` removes every image of its project no container uses, and
+    # the session's shared images (tests/apply/conftest.py) carry the session project's name.
+    return project_name + "-gc"
+
+
+@pytest.fixture
+def repo(tmp_path, gc_project, registry_url):
     import shutil
 
     from ruamel.yaml import YAML
@@ -46,14 +53,15 @@ def repo(tmp_path, project_name, registry_url):
     shutil.copytree(QUICKSTART, root)
     y = YAML()
     doc = y.load((root / "mlspec.yaml").read_text())
-    doc["name"], doc["registry"] = project_name, f"{registry_url}/{project_name}-gc"
+    doc["name"], doc["registry"] = gc_project, f"{registry_url}/{gc_project}"
     with (root / "mlspec.yaml").open("w") as f:
         y.dump(doc, f)
     return root
 
 
-def test_gc_lists_first_then_removes_only_what_no_one_needs(engine, repo, project_name, registry_url):
-    registry = f"{registry_url}/{project_name}-gc"
+def test_gc_lists_first_then_removes_only_what_no_one_needs(engine, repo, gc_project, registry_url):
+    project_name = gc_project
+    registry = f"{registry_url}/{gc_project}"
     old = _image(engine, f"{registry}/churn", "1.0.0-aaaaaaaaaaaa", project_name, "1.0.0")
     live = _image(engine, f"{registry}/churn", "1.1.0-bbbbbbbbbbbb", project_name, "1.1.0")  # the spec deploys 1.1.0
     local_old = _image(engine, "mlspec/churn", "1.0.0-cccccccccccc", project_name, "1.0.0")
@@ -68,18 +76,18 @@ def test_gc_lists_first_then_removes_only_what_no_one_needs(engine, repo, projec
         assert f"  - {old} (churn@1.0.0, local)" in text and f"  - {old} (churn@1.0.0, registry)" in text
         assert f"kept (a container uses it): {local_old}" in text and live not in text.replace("kept", "")
         assert "Run again with --yes" in text
-        assert "1.0.0-aaaaaaaaaaaa" in _tags(registry_url, f"{project_name}-gc/churn")  # nothing removed yet
+        assert "1.0.0-aaaaaaaaaaaa" in _tags(registry_url, f"{gc_project}/churn")  # nothing removed yet
 
         assert run_gc(repo, io.StringIO(), keep=2, yes=True) == 0  # 1.0.0 is among the last two: kept
-        assert "1.0.0-aaaaaaaaaaaa" in _tags(registry_url, f"{project_name}-gc/churn")
+        assert "1.0.0-aaaaaaaaaaaa" in _tags(registry_url, f"{gc_project}/churn")
 
         done = io.StringIO()
         assert run_gc(repo, done, keep=0, yes=True) == 0
-        assert _tags(registry_url, f"{project_name}-gc/churn") == ["1.1.0-bbbbbbbbbbbb"]
+        assert _tags(registry_url, f"{gc_project}/churn") == ["1.1.0-bbbbbbbbbbbb"]
         names = {t for img in engine.images.list() for t in img.tags}
         assert old not in names and live in names and local_old in names
         assert run_gc(repo, io.StringIO(), everything=True, yes=True) == 0  # as after destroy: 1.1.0 too
-        assert _tags(registry_url, f"{project_name}-gc/churn") == []
+        assert _tags(registry_url, f"{gc_project}/churn") == []
         names = {t for img in engine.images.list() for t in img.tags}
         assert live not in names and local_old in names  # still used by a container
     finally:

@@ -5,6 +5,8 @@ text as BYTES) through the published ports."""
 
 from __future__ import annotations
 
+import re
+
 import joblib
 import numpy as np
 import pandas as pd
@@ -23,8 +25,9 @@ def test_the_regression_example_is_gated_deployed_and_answers(make_project):
     project.deployment("upsell", port=upsell_port)
     res = project.apply()
     assert res.rc == 0, res
-    assert "gates passed: price@1.1.0: business_cost=" in res.out and "rmse=" in res.out
-    assert "gates passed: upsell@1.0.0: accuracy=" in res.out and "[country=se]" in res.out
+    # "(cached)" when an earlier run on this machine scored the same images on the same data.
+    assert re.search(r"gates passed(?: \(cached\))?: price@1\.1\.0: business_cost=", res.out) and "rmse=" in res.out, res
+    assert re.search(r"gates passed(?: \(cached\))?: upsell@1\.0\.0: accuracy=", res.out) and "[country=se]" in res.out, res
 
     val = pd.read_csv(REGRESSION / "models/price/val.csv").head(6)
     rows = val[["area", "rooms", "age", "distance", "floor"]].to_numpy().tolist()

@@ -59,6 +59,21 @@ def infer(port: int, rows: list[list[float]], model: str = "churn", timeout: flo
         return json.loads(resp.read())
 
 
+def serve_inside(container, port: int, count: int, rows: list[list[float]], model: str = "churn") -> None:
+    """``count`` inferences sent from inside ``container`` to its own server on ``port``: they reach
+    that replica and no other, which marks it apart from its neighbours whatever their start times."""
+    if count == 0:
+        return
+    body = json.dumps({"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0])],
+                                   "datatype": "FP64", "data": [x for r in rows for x in r]}]})
+    code = ("import urllib.request, sys\n"
+            f"for _ in range({count}):\n"
+            f"    urllib.request.urlopen(urllib.request.Request('http://127.0.0.1:{port}/v2/models/{model}/infer',"
+            f" data={body!r}.encode(), headers={{'Content-Type': 'application/json'}}), timeout=10).read()\n")
+    res = container.exec_run(["python3", "-c", code])
+    assert res.exit_code == 0, res.output
+
+
 def output(reply: dict, name: str) -> list:
     return next(o["data"] for o in reply["outputs"] if o["name"] == name)
 

@@ -14,6 +14,7 @@ from mlspec.apply.containers import Rollout
 from mlspec.apply.swarm_target import SwarmTarget
 from mlspec.generate.prometheus import replica_metrics_path
 from swarm_helpers import NO_PROXY, free_port, infer, val_rows
+from tests.engine_helpers import serve_inside
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -48,8 +49,8 @@ def scrape(port: int, i: int) -> dict[str, float]:
         return parse(resp.read().decode())
 
 
-def direct(engine, project: str) -> list[dict[str, float]]:
-    """Each task's /metrics read inside its container, in ascending overlay address order."""
+def tasks(engine, project: str) -> list:
+    """The deployment's task containers in ascending overlay address order (the front's replica order)."""
     found = engine.containers.list(filters={"label": [f"{L.PROJECT}={project}", f"{L.ROLE}=model",
                                                       f"{L.TARGET}={TARGET}"]})
 
@@ -57,8 +58,13 @@ def direct(engine, project: str) -> list[dict[str, float]]:
         [net] = [n for n in c.attrs["NetworkSettings"]["Networks"].values() if n.get("IPAddress")]
         return socket.inet_aton(net["IPAddress"])
 
+    return sorted(found, key=address)
+
+
+def direct(engine, project: str) -> list[dict[str, float]]:
+    """Each task's /metrics read inside its container, in replica order."""
     out = []
-    for c in sorted(found, key=address):
+    for c in tasks(engine, project):
         code = ("import urllib.request, sys; sys.stdout.write(urllib.request.urlopen("
                 "'http://127.0.0.1:8080/metrics', timeout=10).read().decode())")
         res = c.exec_run(["python3", "-c", code])
@@ -75,8 +81,13 @@ def test_each_swarm_replica_is_its_own_target_and_the_targets_sum_to_what_was_se
         assert infer(deployed.port, rows)["model_version"] == "1.1.0"
     after = [scrape(deployed.port, i) for i in range(REPLICAS)]
     assert sum(a["requests"] - b["requests"] for a, b in zip(after, before)) == n
-    assert len({a["started"] for a in after}) == REPLICAS
-    assert after == direct(engine, project_name)
+    # Task k serves k*(n+1) requests of its own from inside: each path then shows which process it
+    # reads (start times alone can tie: they count in clock ticks), the one that task reports itself.
+    for k, c in enumerate(tasks(engine, project_name)):
+        serve_inside(c, 8080, k * (n + 1), rows)
+    marked = [scrape(deployed.port, i) for i in range(REPLICAS)]
+    assert [int(m["requests"] - b["requests"]) // (n + 1) for m, b in zip(marked, before)] == list(range(REPLICAS))
+    assert marked == direct(engine, project_name)
     with pytest.raises(Exception) as absent:
         scrape(deployed.port, REPLICAS)
     assert getattr(absent.value, "code", None) == 503

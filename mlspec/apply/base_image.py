@@ -8,6 +8,7 @@ whichever engine ``client`` talks to (DOCKER_HOST included) and no 1 GB temp fil
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import shutil
 import signal
@@ -26,9 +27,11 @@ from mlspec.errors import MlspecError
 OFFLINE_BASE_IMAGE = "mlspec-base/python:3.11-bookworm"
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 BASE_LABEL = "io.mlspec.base"
+RECIPE_LABEL = "io.mlspec.base.recipe"  # the recipe's hash: a changed package list rebuilds
 SUITE = "bookworm"
 PACKAGES = ("python3", "python3-venv", "python3-pip", "python3-sklearn", "python3-joblib",
-            "python3-numpy", "python3-scipy", "python3-prometheus-client", "ca-certificates")
+            "python3-numpy", "python3-scipy", "python3-prometheus-client", "python3-grpcio",
+            "python3-protobuf", "ca-certificates")
 HOST_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 # Used where the host is not Debian bookworm (an Ubuntu CI runner, a laptop): the plain mirror.
 FALLBACK_SOURCES = """\
@@ -50,7 +53,7 @@ DPKG_EXCLUDES = ("/usr/include/boost/*", "/usr/share/doc/*", "/usr/share/man/*",
                  "/usr/share/info/*", "/usr/share/locale/*")
 IMAGE_CHANGES = ("ENV LANG=C.UTF-8", "ENV PYTHONDONTWRITEBYTECODE=1", "ENV PYTHONUNBUFFERED=1",
                  f"LABEL {BASE_LABEL}=offline", 'CMD ["python3"]')
-SELF_CHECK = "import sklearn, joblib, numpy, scipy, prometheus_client"
+SELF_CHECK = "import sklearn, joblib, numpy, scipy, prometheus_client, grpc, google.protobuf"
 
 
 class BaseImageError(MlspecError):
@@ -84,6 +87,12 @@ def mmdebstrap_command() -> list[str]:
     return cmd
 
 
+def recipe() -> str:
+    """What the image is made of: the package list, the exclusions, the image settings."""
+    text = "\n".join([SUITE, *PACKAGES, *DPKG_EXCLUDES, *IMAGE_CHANGES, SELF_CHECK])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def _split(name: str) -> tuple[str, str]:
     repo, sep, tag = name.rpartition(":")
     if not sep or "/" in tag:
@@ -96,6 +105,15 @@ def _exists(client: docker.DockerClient, name: str) -> str | None:
         return client.images.get(name).id
     except docker.errors.ImageNotFound:
         return None
+
+
+def _current(client: docker.DockerClient, name: str) -> bool:
+    """NAME is on the engine and was made from today's recipe."""
+    try:
+        labels = client.images.get(name).labels or {}
+    except docker.errors.ImageNotFound:
+        return False
+    return labels.get(RECIPE_LABEL) == recipe()
 
 
 def _tail(log: IO[bytes], lines: int = 15) -> str:
@@ -119,8 +137,8 @@ def _build(client: docker.DockerClient, name: str, stderr: IO | None) -> None:
         chunks = iter(lambda: proc.stdout.read(1 << 20), b"")
         failure = None
         try:
-            client.api.import_image(src=chunks, repository=repo, tag=tag,
-                                    changes=list(IMAGE_CHANGES), stream_src=True)
+            client.api.import_image(src=chunks, repository=repo, tag=tag, stream_src=True,
+                                    changes=[*IMAGE_CHANGES, f"LABEL {RECIPE_LABEL}={recipe()}"])
         except docker.errors.DockerException as exc:
             failure = exc
             proc.terminate()  # SIGTERM, which sudo passes on; SIGKILL it could not
@@ -154,10 +172,10 @@ def _self_check(client: docker.DockerClient, name: str) -> None:
 
 def ensure_base_image(client: docker.DockerClient | None = None, name: str = OFFLINE_BASE_IMAGE,
                       force: bool = False, stderr: IO | None = None) -> str:
-    """Build the offline base image unless the engine has it already; return its name."""
+    """Build the offline base image unless the engine has it from today's recipe; return its name."""
     client = client or docker.from_env()
     old = _exists(client, name)
-    if old and not force:
+    if old and not force and _current(client, name):
         return name
     # Build under a side tag and move the real one only once the image passed its check, so a
     # failed or interrupted rebuild never leaves NAME broken or takes a working one away.
@@ -197,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     start = time.monotonic()
     try:
         client = docker.from_env()
-        existed = not args.force and _exists(client, args.name) is not None
+        existed = not args.force and _current(client, args.name)
         ensure_base_image(client, args.name, args.force, stderr=sys.stderr)
     except docker.errors.DockerException as exc:
         print(f"error: cannot reach the Docker engine ({exc}); start dockerd.", file=sys.stderr)

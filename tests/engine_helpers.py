@@ -74,6 +74,29 @@ def serve_inside(container, port: int, count: int, rows: list[list[float]], mode
     assert res.exit_code == 0, res.output
 
 
+def replica_figures(text: str) -> dict[str, float]:
+    """Served requests (every outcome) and the process start time in one replica's /metrics text."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    out = {"requests": 0.0}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == "mlspec_inference_requests_total":
+                out["requests"] += s.value
+            elif s.name == "process_start_time_seconds":
+                out["started"] = s.value
+    return out
+
+
+def metrics_inside(container, port: int) -> dict[str, float]:
+    """The replica_figures of ``container``'s own /metrics, read from inside it (not through the front)."""
+    code = ("import urllib.request, sys; sys.stdout.write(urllib.request.urlopen("
+            f"'http://127.0.0.1:{port}/metrics', timeout=10).read().decode())")
+    res = container.exec_run(["python3", "-c", code])
+    assert res.exit_code == 0, res.output
+    return replica_figures(res.output.decode())
+
+
 def output(reply: dict, name: str) -> list:
     return next(o["data"] for o in reply["outputs"] if o["name"] == name)
 

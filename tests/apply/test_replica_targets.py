@@ -9,10 +9,9 @@ import json
 import urllib.error
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from apply_helpers import infer
-from tests.engine_helpers import NO_PROXY, serve_inside
+from tests.engine_helpers import NO_PROXY, metrics_inside, replica_figures, serve_inside
 from mlspec import labels as L
 from mlspec.apply.containers import Rollout
 from mlspec.apply.docker_target import DockerTarget
@@ -52,21 +51,9 @@ def scrape_paths(spec: Spec, deployment) -> list[tuple[int, str]]:
     return [(int(g["targets"][0].rsplit(":", 1)[1]), g["labels"]["__metrics_path__"]) for g in groups]
 
 
-def parse(text: str) -> dict[str, float]:
-    """Served requests (every outcome) and the process start time of one scrape."""
-    out = {"requests": 0.0}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == "mlspec_inference_requests_total":
-                out["requests"] += s.value
-            elif s.name == "process_start_time_seconds":
-                out["started"] = s.value
-    return out
-
-
 def via_front(port: int, path: str) -> dict[str, float]:
     with NO_PROXY.open(f"http://127.0.0.1:{port}{path}", timeout=10) as resp:
-        return parse(resp.read().decode())
+        return replica_figures(resp.read().decode())
 
 
 def replicas(engine, project: str, deployment: str) -> list:
@@ -78,14 +65,7 @@ def replicas(engine, project: str, deployment: str) -> list:
 def direct(engine, project: str, deployment: str) -> list[dict[str, float]]:
     """Each replica's /metrics read inside its own container, in replica order: what the
     per-replica path must match."""
-    out = []
-    for c in replicas(engine, project, deployment):
-        code = ("import urllib.request, sys; sys.stdout.write(urllib.request.urlopen("
-                f"'http://127.0.0.1:{serving_port(c)}/metrics', timeout=10).read().decode())")
-        res = c.exec_run(["python3", "-c", code])
-        assert res.exit_code == 0, res.output
-        out.append(parse(res.output.decode()))
-    return out
+    return [metrics_inside(c, serving_port(c)) for c in replicas(engine, project, deployment)]
 
 
 def test_each_replica_is_its_own_target_and_the_targets_sum_to_what_was_served(engine, quickstart, deployed):

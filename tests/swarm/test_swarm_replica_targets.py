@@ -7,14 +7,13 @@ import dataclasses
 import socket
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from mlspec import labels as L
 from mlspec.apply.containers import Rollout
 from mlspec.apply.swarm_target import SwarmTarget
 from mlspec.generate.prometheus import replica_metrics_path
 from swarm_helpers import NO_PROXY, free_port, infer, val_rows
-from tests.engine_helpers import serve_inside
+from tests.engine_helpers import metrics_inside, replica_figures, serve_inside
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -33,20 +32,9 @@ def deployed(engine, project_name, base_image, quickstart, images, monkeypatch):
     t.destroy(d.name)
 
 
-def parse(text: str) -> dict[str, float]:
-    out = {"requests": 0.0}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == "mlspec_inference_requests_total":
-                out["requests"] += s.value
-            elif s.name == "process_start_time_seconds":
-                out["started"] = s.value
-    return out
-
-
 def scrape(port: int, i: int) -> dict[str, float]:
     with NO_PROXY.open(f"http://127.0.0.1:{port}{replica_metrics_path(i)}", timeout=10) as resp:
-        return parse(resp.read().decode())
+        return replica_figures(resp.read().decode())
 
 
 def tasks(engine, project: str) -> list:
@@ -63,14 +51,7 @@ def tasks(engine, project: str) -> list:
 
 def direct(engine, project: str) -> list[dict[str, float]]:
     """Each task's /metrics read inside its container, in replica order."""
-    out = []
-    for c in tasks(engine, project):
-        code = ("import urllib.request, sys; sys.stdout.write(urllib.request.urlopen("
-                "'http://127.0.0.1:8080/metrics', timeout=10).read().decode())")
-        res = c.exec_run(["python3", "-c", code])
-        assert res.exit_code == 0, res.output
-        out.append(parse(res.output.decode()))
-    return out
+    return [metrics_inside(c, 8080) for c in tasks(engine, project)]
 
 
 def test_each_swarm_replica_is_its_own_target_and_the_targets_sum_to_what_was_served(engine, project_name,

@@ -67,6 +67,8 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 BACKEND = os.environ.get("MLSPEC_PROXY_BACKEND", "mlspec-backend")
+# The deployment a DNS-mode front serves, as error bodies name it (table mode: each route's name).
+DEPLOYMENT = os.environ.get("MLSPEC_PROXY_DEPLOYMENT", "")
 BACKEND_PORT = int(os.environ.get("MLSPEC_PROXY_BACKEND_PORT", "8080"))
 LISTEN_PORT = int(os.environ.get("MLSPEC_PROXY_PORT", "8080"))
 CONNECT_TIMEOUT = float(os.environ.get("MLSPEC_PROXY_CONNECT_TIMEOUT", "2"))
@@ -114,24 +116,116 @@ def log(msg, **fields):
     print(json.dumps({"msg": msg, **fields}), flush=True)
 
 
-def dns_replicas():
-    """(address, port) behind the alias, in ascending order: replica i is the i-th."""
+def resolve(name, port):
+    """(address, port) of every task behind a swarm DNS name, in ascending order ([] if none)."""
     try:
-        infos = socket.getaddrinfo(BACKEND, BACKEND_PORT, socket.AF_INET, socket.SOCK_STREAM)
-    except socket.gaierror:
+        infos = socket.getaddrinfo(name, port, socket.AF_INET, socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError):
         return []
-    return [(a, BACKEND_PORT) for a in sorted({info[4][0] for info in infos}, key=socket.inet_aton)]
+    return [(a, port) for a in sorted({info[4][0] for info in infos}, key=socket.inet_aton)]
+
+
+def dns_replicas():
+    """(address, port) behind the alias, in ascending order: replica i is the i-th; a canary's or
+    shadow's tasks follow, so their own counters are scraped too while one runs."""
+    return resolve(BACKEND, BACKEND_PORT) + dns_canaries()
+
+
+def dns_canaries():
+    side = ROUTE.side()
+    return resolve(side["backend"], BACKEND_PORT) if side else []
 
 
 def dns_backends(headers=None):
-    """The replicas, shuffled: spreads load across them."""
-    addrs = dns_replicas()
-    random.shuffle(addrs)
-    return addrs
+    """The replicas, shuffled: spreads load across them. While a canary runs, its tasks come first
+    with its weight's probability (or by the sticky header's hash); the other set follows."""
+    first = resolve(BACKEND, BACKEND_PORT)
+    random.shuffle(first)
+    canary = ROUTE.value.get("canary")
+    if not canary:
+        return first
+    theirs = resolve(canary["backend"], BACKEND_PORT)
+    random.shuffle(theirs)
+    sticky = headers.get(STICKY) if headers is not None else None
+    return theirs + first if theirs and canary_side(canary["weight"], sticky) else first + theirs
+
+
+def dns_mirror(method, path, headers, body, status, data):
+    shadow = ROUTE.value.get("shadow")
+    if shadow:
+        SHADOW.copy(ROUTE.value.get("deployment") or BACKEND, resolve(shadow["backend"], BACKEND_PORT),
+                    method, path, headers, body, status, data)
+
+
+# -- a swarm front's rollout (DNS mode) --------------------------------------------------------
+# A swarm front learns of a canary or shadow from the deployment's route service, named by
+# MLSPEC_PROXY_ROUTE_FROM (host:port on the overlay network): this same file run with
+# MLSPEC_PROXY_SERVE_ROUTE, answering that one JSON object on every GET. Every front (one per
+# node) polls it, so a weight reaches all nodes without mlspec reaching each one. A name that
+# resolves to nothing means no rollout (the route service is gone); one that does not answer keeps
+# the last value: a removed canary service resolves to nothing, so its share falls back on stable.
+ROUTE_FROM = os.environ.get("MLSPEC_PROXY_ROUTE_FROM", "")
+ROUTE_POLL = float(os.environ.get("MLSPEC_PROXY_ROUTE_POLL", "1"))
+
+
+def checked_rollout(value):
+    """{"deployment", "canary": {"backend", "weight"}} or {"deployment", "shadow": {"backend"}}, or {}."""
+    out = {"deployment": value.get("deployment")} if isinstance(value.get("deployment"), str) else {}
+    canary, shadow = value.get("canary"), value.get("shadow")
+    if isinstance(canary, dict) and isinstance(canary.get("backend"), str) and \
+            type(canary.get("weight")) in (int, float) and 0 <= canary["weight"] <= 100:
+        out["canary"] = {"backend": canary["backend"], "weight": canary["weight"]}
+    elif isinstance(shadow, dict) and isinstance(shadow.get("backend"), str):
+        out["shadow"] = {"backend": shadow["backend"]}
+    return out
+
+
+class DnsRoute:
+    """The rollout the route service announces, polled; replaced whole, never mutated."""
+
+    def __init__(self):
+        self.value = {}
+
+    def side(self):
+        return self.value.get("canary") or self.value.get("shadow")
+
+    def fetch(self, where):
+        host, _, port = where.rpartition(":")
+        found = resolve(host, int(port))
+        if not found:
+            return {}
+        try:
+            conn = http.client.HTTPConnection(*random.choice(found), timeout=2)
+            try:
+                conn.request("GET", "/")
+                value = json.loads(conn.getresponse().read())
+            finally:
+                conn.close()
+            return checked_rollout(value) if isinstance(value, dict) else self.value
+        except (OSError, ValueError, http.client.HTTPException):
+            return self.value
+
+    def poll(self, where):
+        while not DRAINING.is_set():
+            value = self.fetch(where)
+            if value != self.value:
+                log("rollout changed", rollout=value)
+                self.value = value
+            time.sleep(ROUTE_POLL)
+
+
+ROUTE = DnsRoute()
 
 
 class Retry(Exception):
-    """This backend cannot take the request; another one may."""
+    """This backend cannot take the request; another one may. Its message reaches clients in
+    error bodies, so it never holds an address: those name the deployment instead (``where``)."""
+
+
+def where(server):
+    """What an error body names: the deployment (never a backend's address or container)."""
+    name = getattr(server, "deployment", "") or DEPLOYMENT
+    return f"deployment {name}" if name else "this deployment"
 
 
 class Pool:
@@ -188,7 +282,7 @@ def forward(host, port, method, path, headers, body, fresh=False):
     try:
         sock = connect(host, port)
     except OSError as e:
-        raise Retry(f"connect {host}:{port}: {e}") from None
+        raise Retry(f"connect: {e.strerror or e}") from None
     return exchange(sock, host, port, method, path, headers, body, reused=False, pool=not fresh)
 
 
@@ -208,14 +302,14 @@ def exchange(sock, host, port, method, path, headers, body, reused, pool=True):
         except (ConnectionError, http.client.RemoteDisconnected, http.client.BadStatusLine) as e:
             if reused:  # closed by the backend while idle: every endpoint is idempotent, resend
                 raise Stale() from None
-            raise Retry(f"{addr} dropped the request: {e}") from None
+            raise Retry(f"the connection closed before an answer ({type(e).__name__})") from None
         try:
             data = resp.read()
         finally:
             resp.close()
         keep = pool and not resp.will_close
         if resp.status == 503:
-            raise Retry(f"{addr} answered 503", resp.status, resp.getheaders(), data)
+            raise Retry("answered 503", resp.status, resp.getheaders(), data)
         return resp.status, resp.getheaders(), data
     finally:
         if keep:
@@ -328,7 +422,7 @@ class Handler(BaseHTTPRequestHandler):
                 break
             time.sleep(0.05)
         if not data:
-            data = json.dumps({"error": f"no backend could take the request ({last})"}).encode()
+            data = json.dumps({"error": f"{where(self.server)}: no backend could take the request ({last})"}).encode()
             out_headers = [("Content-Type", "application/json")]
         self._reply(status, out_headers, data)
 
@@ -342,19 +436,20 @@ class Handler(BaseHTTPRequestHandler):
             # A connection of its own, as for a replica: a stopped canary must fail its own slot.
             return self._reply(*forward(*ports[i], self.command, "/metrics", headers, b"", fresh=True))
         except Retry as r:
-            self._reply(503, [("Content-Type", "application/json")], json.dumps({"error": r.args[0]}).encode())
+            why = f"{where(self.server)}: canary replica {i}: {r.args[0]}"
+            self._reply(503, [("Content-Type", "application/json")], json.dumps({"error": why}).encode())
 
     def _replica_metrics(self, i, headers):
         """Replica i's own /metrics, once, from that replica only (see the module docstring)."""
         replicas = self.server.replicas()
         if i >= len(replicas):
-            why = f"replica {i} is not in rotation ({len(replicas)} replica(s) are)"
+            why = f"{where(self.server)}: replica {i} is not in rotation ({len(replicas)} replica(s) are)"
         else:
             try:
                 return self._reply(*forward(*replicas[i], self.command, "/metrics", headers, b"",
                                             fresh=True))
             except Retry as r:
-                why = f"replica {i}: {r.args[0]}"
+                why = f"{where(self.server)}: replica {i}: {r.args[0]}"
         self._reply(503, [("Content-Type", "application/json")], json.dumps({"error": why}).encode())
 
     def _body(self):
@@ -395,6 +490,9 @@ class Handler(BaseHTTPRequestHandler):
 def serve_dns():
     server = Server(("0.0.0.0", LISTEN_PORT), Handler)
     server.backends, server.replicas = dns_backends, dns_replicas
+    server.canaries, server.mirror = dns_canaries, dns_mirror
+    if ROUTE_FROM:
+        threading.Thread(target=ROUTE.poll, args=(ROUTE_FROM,), daemon=True).start()
 
     def stop():
         DRAINING.set()
@@ -645,7 +743,7 @@ class Front:
         except OSError as e:
             return self.refuse(name, f"port {port}: {e.strerror or e}")
         server.backends, server.replicas, server.mirror = self.backends(name), self.replicas(name), self.mirror(name)
-        server.canaries = self.canaries(name)
+        server.canaries, server.deployment = self.canaries(name), name
         threading.Thread(target=server.serve_forever, daemon=True).start()
         self.routes[name] = route
         self.errors.pop(name, None)
@@ -815,7 +913,31 @@ def serve_table():
     return 0
 
 
+def serve_route():
+    """A swarm deployment's route service: answers MLSPEC_PROXY_SERVE_ROUTE to every GET."""
+    body = json.dumps(checked_rollout(json.loads(os.environ["MLSPEC_PROXY_SERVE_ROUTE"]))).encode()
+
+    class Answer(BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format, *args):
+            pass
+
+    server = ThreadingHTTPServer(("0.0.0.0", LISTEN_PORT), Answer)
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    log("route served", port=LISTEN_PORT, rollout=json.loads(body))
+    server.serve_forever()
+    return 0
+
+
 def main():
+    if os.environ.get("MLSPEC_PROXY_SERVE_ROUTE"):
+        return serve_route()
     return serve_table() if os.environ.get("MLSPEC_PROXY_ROUTES") else serve_dns()
 
 

@@ -177,7 +177,7 @@ class SwarmTarget:
         if live and live["Spec"].get("Labels", {}).get(L.CONFIG_HASH) == labels[L.CONFIG_HASH]:
             return
         env = {"MLSPEC_PROXY_BACKEND": backend, "MLSPEC_PROXY_PORT": str(C.PROXY_PORT),
-               "MLSPEC_PROXY_BACKEND_PORT": str(C.SERVING_PORT)}
+               "MLSPEC_PROXY_BACKEND_PORT": str(C.SERVING_PORT), "MLSPEC_PROXY_DEPLOYMENT": d.name}
         cs = hardened(self.proxy_image, C.PROXY_UID, labels, env=env,
                       command=["python3", "-c", C.PROXY_SOURCE])
         spec = dict(name=name, labels=labels, mode=ServiceMode("global"),

@@ -15,44 +15,19 @@ import pytest
 
 import mlspec.apply.proxy as proxy
 from proxy_helpers import serve_stub, stop_stub
-
-
-class _Counting(socket.socket):
-    """Records each send, and whether TCP_NODELAY was on when it was made."""
-    sends: list[bytes]
-    nodelay: list[bool]
-
-    def _record(self, data) -> None:
-        self.sends.append(bytes(data))
-        self.nodelay.append(self.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0)
-
-    def sendall(self, data, *args):
-        self._record(data)
-        return super().sendall(data, *args)
-
-    def send(self, data, *args):
-        self._record(data)
-        return super().send(data, *args)
-
-
-def _counting(sock: socket.socket) -> _Counting:
-    timeout = sock.gettimeout()
-    wrapped = _Counting(sock.family, sock.type, sock.proto, fileno=sock.detach())
-    wrapped.settimeout(timeout)  # the fd keeps its non-blocking flag: the object must agree
-    wrapped.sends, wrapped.nodelay = [], []
-    return wrapped
+from tests.wire_helpers import CountingSocket, counting, read_response
 
 
 class _Front(proxy.Server):
     def __init__(self, backends):
         super().__init__(("127.0.0.1", 0), proxy.Handler)
-        self.accepted: list[_Counting] = []
+        self.accepted: list[CountingSocket] = []
         self.replicas = lambda: list(backends)
         self.backends = lambda headers=None: list(backends)  # the front picks by request headers (a canary)
 
     def get_request(self):
         sock, addr = super().get_request()
-        self.accepted.append(_counting(sock))
+        self.accepted.append(counting(sock))
         return self.accepted[-1], addr
 
 
@@ -66,11 +41,11 @@ def stubs():
 
 @pytest.fixture
 def front(stubs, monkeypatch):
-    opened: list[_Counting] = []
+    opened: list[CountingSocket] = []
     real = socket.create_connection
 
     def create_connection(*args, **kwargs):
-        opened.append(_counting(real(*args, **kwargs)))
+        opened.append(counting(real(*args, **kwargs)))
         return opened[-1]
 
     monkeypatch.setattr(proxy.socket, "create_connection", create_connection)
@@ -83,16 +58,6 @@ def front(stubs, monkeypatch):
     server.server_close()
 
 
-def _read(reader) -> tuple[int, bytes]:
-    status = int(reader.readline().split()[1])
-    length = 0
-    while (line := reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.decode("latin-1").partition(":")
-        if name.lower() == "content-length":
-            length = int(value)
-    return status, reader.read(length)
-
-
 def _exchange(front, requests: list[bytes]) -> list[tuple[int, bytes]]:
     with socket.socket() as client:  # not create_connection: the fixture counts those
         client.settimeout(10)
@@ -101,7 +66,7 @@ def _exchange(front, requests: list[bytes]) -> list[tuple[int, bytes]]:
         out = []
         for raw in requests:  # one kept-alive connection throughout
             client.sendall(raw)
-            out.append(_read(reader))
+            out.append(read_response(reader))
         return out
 
 

@@ -16,34 +16,20 @@ from mlspec.serving import config, model
 from mlspec.serving.metrics import Metrics
 from mlspec.serving.server import App, Handler, _HTTPServer
 
+from tests.wire_helpers import CountingSocket, counting, read_response
+
 from .conftest import MODEL, VERSION, infer_body
-
-
-class _CountingSocket(socket.socket):
-    """The accepted connection, recording every send call the handler makes."""
-
-    sends: list[bytes]
-
-    def sendall(self, data, *args):
-        self.sends.append(bytes(data))
-        return super().sendall(data, *args)
-
-    def send(self, data, *args):
-        self.sends.append(bytes(data))
-        return super().send(data, *args)
 
 
 class _Recording(_HTTPServer):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.accepted: list[_CountingSocket] = []
+        self.accepted: list[CountingSocket] = []
 
     def get_request(self):
         sock, addr = super().get_request()
-        wrapped = _CountingSocket(sock.family, sock.type, sock.proto, fileno=sock.detach())
-        wrapped.sends = []
-        self.accepted.append(wrapped)
-        return wrapped, addr
+        self.accepted.append(counting(sock))
+        return self.accepted[-1], addr
 
 
 @pytest.fixture
@@ -64,16 +50,6 @@ def inproc(artifact):
     httpd.server_close()
 
 
-def _read_response(reader) -> tuple[int, bytes]:
-    status = int(reader.readline().split()[1])
-    length = 0
-    while (line := reader.readline()) not in (b"\r\n", b""):
-        name, _, value = line.decode("latin-1").partition(":")
-        if name.lower() == "content-length":
-            length = int(value)
-    return status, reader.read(length)
-
-
 def test_each_keepalive_response_is_one_send_on_a_nodelay_socket(inproc, artifact):
     body = json.dumps(infer_body(artifact.x[:2])).encode()
     requests = [
@@ -90,7 +66,7 @@ def test_each_keepalive_response_is_one_send_on_a_nodelay_socket(inproc, artifac
         statuses = []
         for raw in requests:  # one connection throughout: keep-alive
             client.sendall(raw)
-            statuses.append(_read_response(reader)[0])
+            statuses.append(read_response(reader)[0])
         assert statuses == [200, 200, 400, 200, 200]
         [conn] = inproc.accepted
         assert conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0

@@ -21,6 +21,7 @@ import docker.errors
 from mlspec import labels as L
 from mlspec.errors import ApplyError
 from mlspec.spec.model import Spec
+from mlspec.state import registry_access as access
 from mlspec.state.registry import MANIFEST_TYPES, RegistryClient, split_tag
 
 TAG = re.compile(r"^(?P<version>.+)-(?P<hash>[0-9a-f]{12})$")
@@ -79,15 +80,17 @@ class Registry(RegistryClient):
         auth = self.bearer.get(scope) or self.auth
         if auth:
             headers["Authorization"] = auth
-        conn = self._conn()
+        conn = None
         try:
+            conn = self._conn()  # connects: a refused connection or TLS handshake fails here
             conn.request(method, path, headers=headers)
             resp = conn.getresponse()
             body = resp.read()
         except (OSError, http.client.HTTPException) as e:
-            conn.close()
+            if conn is not None:
+                conn.close()
             self._local.conn = None
-            raise ApplyError(f"cannot reach registry {self.host} ({type(e).__name__}); start it or fix `registry:`.") from e
+            raise ApplyError(f"cannot reach registry {self.host} {access.why(self.host, e)}.") from e
         challenge = resp.getheader("WWW-Authenticate", "")
         if resp.status == 401 and challenge.lower().startswith("bearer") and scope not in self.bearer:
             self.bearer[scope] = self._token(challenge, scope)

@@ -4,8 +4,9 @@ A plan that says "2 to add" and an apply that then stops half way (a secret vari
 applying host, a port another process holds) is the surprise this module removes. Every problem
 is a SpecProblem at the spec key that causes it, all of them in one run (exit 1). It reads, never
 changes: a ping, the engine's version, one list of the running containers (and on swarm of the
-services), the routing tables of the mlspec fronts on the engine, and on the engine's own host a
-bind of each port.
+services), the routing tables of the mlspec fronts on the engine, on the engine's own host a bind
+of each port, and the registry's ``GET /v2/`` with the credentials a push would carry
+(mlspec/state/registry_access.py).
 Only a plan that reads live state runs it: PR mode and ``--refresh=false`` touch no target.
 """
 
@@ -24,6 +25,7 @@ from mlspec.errors import SpecError, SpecProblem
 from mlspec.spec import shown_from
 from mlspec.spec.loader import load_document
 from mlspec.spec.model import Deployment, Spec, Target
+from mlspec.state import registry_access
 from mlspec.state.docker_reader import ClientFactory, _why, address, client_for
 
 PROJECT_FILE = "mlspec.yaml"
@@ -32,10 +34,10 @@ PROJECT_FILE = "mlspec.yaml"
 MIN_API = (1, 41)
 ROUTES = "/routes/routes.json"  # a docker target front's routing table (mlspec/apply/infra.py)
 SKIPPED = {
-    "pr": "Pre-flight checks skipped: PR mode reads no target (secrets, ports and engines are checked "
-          "by a plan without --base).",
-    "norefresh": "Pre-flight checks skipped: --refresh=false reads no target (secrets, ports and engines "
-                 "are checked by a plan with refresh).",
+    "pr": "Pre-flight checks skipped: PR mode reads no target (secrets, ports, engines and the registry are "
+          "checked by a plan without --base).",
+    "norefresh": "Pre-flight checks skipped: --refresh=false reads no target (secrets, ports, engines and the "
+                 "registry are checked by a plan with refresh).",
 }
 
 
@@ -54,13 +56,16 @@ def skipped(*, pr: bool, refresh: bool) -> str | None:
 
 def check(spec: Spec, texts: Mapping[str, str], *, models: Iterable[str] = (), targets: Iterable[str] = (),
           factory: ClientFactory = client_for, env: Mapping[str, str] | None = None,
-          local: Callable[[Target], bool] | None = None) -> None:
+          local: Callable[[Target], bool] | None = None,
+          registry: Callable[[str, Mapping[str, str]], str | None] = registry_access.refusal) -> None:
     """Raise SpecError with every problem found; return when apply has nothing of these to fear."""
     models, targets = set(models), set(targets)
     env = os.environ if env is None else env
     local = local or is_local
-    chosen = [(j, t) for j, t in enumerate(spec.project.targets) if not targets or t.name in targets]
     found: list[tuple[Where, str]] = []
+    if spec.project.registry and (why := registry(spec.project.registry.partition("/")[0], env)):
+        found.append((Where(PROJECT_FILE, ("registry",)), why))
+    chosen = [(j, t) for j, t in enumerate(spec.project.targets) if not targets or t.name in targets]
     deployments = [(m, i, d) for m in spec.models if not models or m.name in models
                    for i, d in enumerate(m.deployments) if any(t.name == d.target for _, t in chosen)]
     for m, i, d in deployments:

@@ -7,19 +7,14 @@ are never printed: error messages name the registry host and the HTTP status, no
 
 from __future__ import annotations
 
-import base64
 import http.client
-import json
-import re
 import threading
 import urllib.parse
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable
 
-import docker.auth
-
 from mlspec.errors import StateError
+from mlspec.state import registry_access as access
 
 MANIFEST_TYPES = ", ".join((
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -27,7 +22,6 @@ MANIFEST_TYPES = ", ".join((
     "application/vnd.oci.image.manifest.v1+json",
     "application/vnd.oci.image.index.v1+json",
 ))
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 TIMEOUT = 10
 
 
@@ -38,18 +32,13 @@ def split_tag(tag: str) -> tuple[str, str, str]:
     return host, repo, ref
 
 
-def is_local(host: str) -> bool:
-    return host.rsplit(":", 1)[0] in LOCAL_HOSTS or host.startswith("[::1]")
-
-
 def basic_auth(host: str) -> str | None:
+    """The Authorization header a push to ``host`` would carry (mlspec/state/registry_access.py)."""
     try:
-        cfg = docker.auth.load_config().resolve_authconfig(host) or {}
-    except Exception:  # an unreadable Docker config means anonymous access, as docker itself does
-        return None
-    if cfg.get("username") and cfg.get("password"):
-        return "Basic " + base64.b64encode(f"{cfg['username']}:{cfg['password']}".encode()).decode()
-    return None
+        creds = access.credentials(host)
+    except access.CredentialError as e:
+        raise StateError(f"Cannot read the credentials for registry {host}: {e}.") from None
+    return creds.header if creds else None
 
 
 class RegistryClient:
@@ -57,7 +46,7 @@ class RegistryClient:
 
     def __init__(self, host: str):
         self.host = host
-        self.https = not is_local(host)
+        self.endpoint = access.Endpoint(host)
         self.auth = basic_auth(host)
         self.bearer: dict[str, str] = {}  # scope -> "Bearer ..."
         self._local = threading.local()
@@ -65,8 +54,7 @@ class RegistryClient:
     def _conn(self) -> http.client.HTTPConnection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            cls = http.client.HTTPSConnection if self.https else http.client.HTTPConnection
-            conn = self._local.conn = cls(self.host, timeout=TIMEOUT)
+            conn = self._local.conn = self.endpoint.connect(TIMEOUT)
         return conn
 
     def _head(self, path: str, authorization: str | None) -> tuple[int, str]:
@@ -96,8 +84,7 @@ class RegistryClient:
                 self.bearer[scope] = self._token(challenge, scope)
                 status, _ = self._head(path, self.bearer[scope])
         except OSError as e:
-            raise StateError(f"Cannot reach registry {self.host} ({(e.strerror or type(e).__name__).lower()}); "
-                             "start it or fix `registry:` in mlspec.yaml.") from e
+            raise StateError(f"Cannot reach registry {self.host} {access.why(self.host, e)}.") from e
         if status == 200:
             return True
         if status == 404:
@@ -106,18 +93,10 @@ class RegistryClient:
         raise StateError(f"Registry {self.host} answered HTTP {status} for {repo}:{ref}; {hint}.")
 
     def _token(self, challenge: str, scope: str) -> str:
-        params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-        realm = params.pop("realm", "")
-        params.setdefault("scope", scope)
-        req = urllib.request.Request(realm + "?" + urllib.parse.urlencode(params))
-        if self.auth:
-            req.add_header("Authorization", self.auth)
         try:
-            with urllib.request.urlopen(req, timeout=TIMEOUT) as resp:
-                body: dict[str, Any] = json.load(resp)
+            return access.token(challenge, scope, self.auth)
         except OSError as e:
             raise StateError(f"Cannot get a token for registry {self.host}; run `docker login {self.host}`.") from e
-        return "Bearer " + (body.get("token") or body.get("access_token") or "")
 
 
 def registry_tags(tags: Iterable[str], *, workers: int = 8) -> frozenset[str]:

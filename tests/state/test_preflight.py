@@ -206,8 +206,8 @@ def test_without_refresh_or_in_pr_mode_the_checks_are_skipped_and_said_so(engine
     monkeypatch.delenv("CHURN_API_KEY")
     code, out, err = plan("--refresh=false")
     assert code == 0 and err.splitlines() == [preflight.SKIPPED["norefresh"]]
-    assert err.splitlines()[0] == ("Pre-flight checks skipped: --refresh=false reads no target (secrets, ports and "
-                                   "engines are checked by a plan with refresh).")
+    assert err.splitlines()[0] == ("Pre-flight checks skipped: --refresh=false reads no target (secrets, ports, "
+                                   "engines and the registry are checked by a plan with refresh).")
 
 
 def test_pr_mode_skips_the_checks_and_says_so(git_repo, monkeypatch):
@@ -222,8 +222,8 @@ def test_pr_mode_skips_the_checks_and_says_so(git_repo, monkeypatch):
     result = CliRunner().invoke(main, ["plan", "--base", "main"])
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines() == [
-        "Pre-flight checks skipped: PR mode reads no target (secrets, ports and engines are checked by a plan "
-        "without --base)."]
+        "Pre-flight checks skipped: PR mode reads no target (secrets, ports, engines and the registry are checked "
+        "by a plan without --base)."]
 
 
 def test_apply_runs_the_same_checks_before_it_builds_anything(engine_repo, monkeypatch):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import urllib.request
 from collections.abc import Callable
@@ -17,6 +16,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+
+from tests import live_helpers
 
 T = TypeVar("T")
 
@@ -105,12 +106,23 @@ def amtool() -> str:
     return _tool("amtool", "prometheus-alertmanager")
 
 
+@pytest.fixture(scope="session")
+def prometheus_bin() -> str:
+    return _tool("prometheus", "prometheus")
+
+
 @pytest.fixture
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that was free a moment ago (the kernel picked it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return live_helpers.port()
+
+
+@pytest.fixture
+def processes():
+    """Start processes with processes.start(args, log); each is stopped by its pid after the test."""
+    procs = live_helpers.Processes()
+    yield procs
+    procs.stop()
 
 
 @pytest.fixture

@@ -5,20 +5,14 @@ served; a stopped replica is seen down on its own target and the `down` alert na
 from __future__ import annotations
 
 import dataclasses
-import json
 import shutil
-import signal
-import socket
-import subprocess
-import time
-import urllib.parse
 from pathlib import Path
 
 import pytest
 
 from apply_helpers import infer
-from tests.conftest import require
-from tests.engine_helpers import NO_PROXY, QUICKSTART
+from tests.engine_helpers import QUICKSTART
+from tests.live_helpers import get_json, query, start_prometheus, wait_for
 from mlspec import labels as L
 from mlspec.apply.containers import Rollout
 from mlspec.apply.docker_target import DockerTarget
@@ -29,25 +23,6 @@ from mlspec.spec import load_spec
 pytestmark = [pytest.mark.docker, pytest.mark.promtool, pytest.mark.slow]
 ROW = [[0.3, 1.2, -0.1, -0.4]]
 REPLICAS, N = 3, 90
-
-
-def wait_for(what: str, probe, timeout: float = 60.0):
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        try:
-            value = probe()
-            if value:
-                return value
-            last = value
-        except (OSError, ValueError, KeyError) as e:
-            last = e
-        time.sleep(0.2)
-    pytest.fail(f"{what}: not within {timeout:.0f}s (last: {last!r})")
-
-
-def get(url: str):
-    with NO_PROXY.open(url, timeout=5) as resp:
-        return json.loads(resp.read())
 
 
 def watched_spec(root: Path, port: int):
@@ -65,12 +40,6 @@ def watched_spec(root: Path, port: int):
 
 
 @pytest.fixture
-def prometheus_bin() -> str:
-    return require("prometheus", ".ci/setup installs it from the Debian package prometheus",
-                   lambda: shutil.which("prometheus"))
-
-
-@pytest.fixture
 def deployed(engine, quickstart, images, base_image, free_port, tmp_path):
     spec = watched_spec(tmp_path / "repo", free_port)
     [d] = spec.deployments
@@ -83,32 +52,11 @@ def deployed(engine, quickstart, images, base_image, free_port, tmp_path):
 
 
 @pytest.fixture
-def prometheus(prometheus_bin, deployed, tmp_path):
+def prometheus(prometheus_bin, deployed, processes, tmp_path):
     spec, _ = deployed
     write_files(spec.root, generate(spec))
-    prom = spec.root / "monitoring" / "prometheus"
-    with socket.socket() as s:  # not the free_port fixture: that one is the deployment's port
-        s.bind(("127.0.0.1", 0))
-        web = s.getsockname()[1]
-    with open(tmp_path / "prometheus.log", "wb") as log:
-        proc = subprocess.Popen([prometheus_bin, f"--config.file={prom / 'prometheus.yml'}",
-                                 f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{web}"],
-                                stdout=log, stderr=subprocess.STDOUT)
-    api = f"http://127.0.0.1:{web}/api/v1"
-    try:
-        wait_for("Prometheus ready", lambda: NO_PROXY.open(f"http://127.0.0.1:{web}/-/ready", timeout=5).status == 200)
-        yield api
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
-
-
-def query(api: str, expr: str) -> list[dict]:
-    return get(f"{api}/query?query={urllib.parse.quote(expr)}")["data"]["result"]
+    return start_prometheus(processes, prometheus_bin, spec.root / "monitoring" / "prometheus" / "prometheus.yml",
+                            tmp_path)
 
 
 def test_three_replicas_are_three_targets_whose_counts_sum_exactly_and_a_stopped_one_is_named_down(
@@ -117,7 +65,7 @@ def test_three_replicas_are_three_targets_whose_counts_sum_exactly_and_a_stopped
     api = prometheus
 
     def targets(health: str):
-        active = get(f"{api}/targets?state=active")["data"]["activeTargets"]
+        active = get_json(f"{api}/targets?state=active")["data"]["activeTargets"]
         return active if len(active) == REPLICAS and all(t["health"] == health for t in active) else None
 
     active = wait_for("three targets up", lambda: targets("up"))
@@ -140,11 +88,11 @@ def test_three_replicas_are_three_targets_whose_counts_sum_exactly_and_a_stopped
              30)
 
     def firing():
-        alerts = [a for a in get(f"{api}/alerts")["data"]["alerts"] if a["labels"]["kind"] == "down"]
+        alerts = [a for a in get_json(f"{api}/alerts")["data"]["alerts"] if a["labels"]["kind"] == "down"]
         return [a for a in alerts if a["state"] == "firing"]
 
     [alert] = wait_for("the down alert firing", firing, 30)
     assert {k: alert["labels"][k] for k in ("model", "version", "deployment", "replica")} == {
         "model": "churn", "version": "1.1.0", "deployment": "churn", "replica": "1"}
-    assert len(targets("up") or []) == 0 and sum(t["health"] == "up" for t in get(
+    assert len(targets("up") or []) == 0 and sum(t["health"] == "up" for t in get_json(
         f"{api}/targets?state=active")["data"]["activeTargets"]) == REPLICAS - 1

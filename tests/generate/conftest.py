@@ -6,14 +6,12 @@ Golden files live under tests/golden/generate/<case>/; regenerate them with
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from mlspec.generate import generate, write_files
 from mlspec.spec import load_spec
-from tests.conftest import require
 
 REPO = Path(__file__).resolve().parents[2]
 CASES_DIR = Path(__file__).parent / "cases"
@@ -48,6 +46,5 @@ def written(generated, tmp_path_factory) -> tuple[object, Path]:
 
 
 @pytest.fixture(scope="session")
-def prometheus() -> str:
-    return require("prometheus", ".ci/setup installs it from the Debian package prometheus",
-                   lambda: shutil.which("prometheus"))
+def prometheus(prometheus_bin) -> str:
+    return prometheus_bin

@@ -14,8 +14,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,79 +29,21 @@ import pytest
 from mlspec.generate import generate, write_files
 from mlspec.spec import load_spec
 from tests.generate.conftest import REPO
+from tests.live_helpers import NO_PROXY, Processes, port as free_port, get_json, start_prometheus, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.promtool]
 
 QUICKSTART = REPO / "examples" / "quickstart"
-# No proxy: nothing but this test may see or answer for 127.0.0.1.
-HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 FOR = "5s"
-
-
-def wait_for(what: str, probe, timeout: float = 60.0, every: float = 0.2):
-    """probe()'s first truthy value, or fail naming what did not happen within ``timeout`` seconds."""
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        try:
-            value = probe()
-            if value:
-                return value
-            last = value
-        except (OSError, ValueError, KeyError) as e:
-            last = e
-        time.sleep(every)
-    pytest.fail(f"{what}: not within {timeout:.0f}s (last: {last!r})")
-
-
-def get_json(url: str):
-    with HTTP.open(url, timeout=5) as resp:
-        return json.loads(resp.read())
 
 
 def post(url: str, body: dict) -> int:
     req = urllib.request.Request(url, json.dumps(body).encode(), {"Content-Type": "application/json"})
     try:
-        with HTTP.open(req, timeout=5) as resp:
+        with NO_PROXY.open(req, timeout=5) as resp:
             return resp.status
     except urllib.error.HTTPError as e:
         return e.code
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Processes:
-    """The processes this test starts, stopped by pid: SIGTERM, then SIGKILL after 10 s."""
-
-    def __init__(self):
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self, args: list[str], log: Path, env: dict | None = None) -> subprocess.Popen:
-        with open(log, "wb") as out:
-            proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env)
-        self.procs.append(proc)
-        return proc
-
-    def stop(self):
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=10)
-
-
-@pytest.fixture
-def processes():
-    procs = Processes()
-    yield procs
-    procs.stop()
 
 
 def start_server(processes: Processes, tmp_path: Path, version: str, fail_rate: str) -> int:
@@ -177,12 +117,7 @@ def test_prometheus_watches_the_deployed_model_with_the_generated_configuration(
     spec = live_spec(repo, ports)
     write_files(repo, generate(spec))
     prom_dir = repo / "monitoring" / "prometheus"
-    web = free_port()
-    processes.start([prometheus, f"--config.file={prom_dir / 'prometheus.yml'}",
-                     f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{web}"],
-                    tmp_path / "prometheus.log")
-    api = f"http://127.0.0.1:{web}/api/v1"
-    wait_for("Prometheus ready", lambda: HTTP.open(f"http://127.0.0.1:{web}/-/ready", timeout=5).status == 200, 60)
+    api = start_prometheus(processes, prometheus, prom_dir / "prometheus.yml", tmp_path)
 
     # Traffic for both versions until the end of the test: 1.0.0 succeeds, and gets as many
     # malformed requests (a caller's mistake, 400: never an error), 1.1.0 always fails.

@@ -17,9 +17,7 @@ import csv
 import json
 import os
 import shutil
-import subprocess
 import sys
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -31,60 +29,18 @@ from mlspec.generate import baseline, generate, write_files
 from mlspec.spec import load_spec
 from tests.conftest import require
 from tests.generate.conftest import REPO
+from tests.live_helpers import NO_PROXY, port as free_port, start_prometheus, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.promtool]
 
 QUICKSTART = REPO / "examples" / "quickstart"
-HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 only, no proxy
-
-
-def wait_for(what, probe, timeout=90.0, every=0.5):
-    deadline, last = time.monotonic() + timeout, None
-    while time.monotonic() < deadline:
-        try:
-            last = probe()
-            if last:
-                return last
-        except (OSError, ValueError, KeyError) as e:
-            last = e
-        time.sleep(every)
-    pytest.fail(f"{what}: not within {timeout:.0f}s (last: {last!r})")
 
 
 def call(url: str, body=None):
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(url, data, {"Content-Type": "application/json"} if data else {})
-    with HTTP.open(req, timeout=10) as resp:
+    with NO_PROXY.open(req, timeout=10) as resp:
         return json.loads(resp.read())
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture
-def started():
-    procs: list[subprocess.Popen] = []
-
-    def start(args, log: Path, env=None):
-        with open(log, "wb") as out:
-            procs.append(subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=env))
-        return procs[-1]
-
-    yield start
-    for p in procs:
-        if p.poll() is None:
-            p.terminate()
-    for p in procs:
-        try:
-            p.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=10)
 
 
 def quality_spec(root: Path, alertmanager: int, secrets: Path):
@@ -113,7 +69,7 @@ def alertmanager() -> str:
                    lambda: shutil.which("prometheus-alertmanager") or shutil.which("alertmanager"))
 
 
-def test_a_shifted_input_fires_drift_and_wrong_feedback_fires_live_accuracy(tmp_path, started, prometheus, alertmanager):
+def test_a_shifted_input_fires_drift_and_wrong_feedback_fires_live_accuracy(tmp_path, processes, prometheus, alertmanager):
     repo, secrets, am_port = tmp_path / "repo", tmp_path / "secrets", free_port()
     secrets.mkdir()
     (secrets / "slack-url").write_text(f"http://127.0.0.1:{free_port()}/slack\n")  # nobody answers there
@@ -131,15 +87,15 @@ def test_a_shifted_input_fires_drift_and_wrong_feedback_fires_live_accuracy(tmp_
     env.update(MLSPEC_MODEL="churn", MLSPEC_VERSION="1.1.0", MLSPEC_ARTIFACT=str(repo / art.path),
                MLSPEC_ARTIFACT_SHA256=art.sha256, MLSPEC_HOST="127.0.0.1", MLSPEC_PORT=str(free_port()),
                MLSPEC_BASELINE=str(tmp_path / "baseline.json"))
-    server = started([sys.executable, "-m", "mlspec.serving"], tmp_path / "server.log", env)
+    server = processes.start([sys.executable, "-m", "mlspec.serving"], tmp_path / "server.log", env)
     base = f"http://127.0.0.1:{env['MLSPEC_PORT']}"
     wait_for("the server ready", lambda: server.poll() is None and call(f"{base}/v2/health/ready")["ready"], 60)
 
     rules = repo / "monitoring" / "prometheus" / "rules" / "churn.rules.yml"
     labels = {"model": "churn", "version": "1.1.0", "target": "local", "deployment": "churn", "replica": "1"}
-    started([alertmanager, f"--config.file={repo / 'monitoring/alertmanager/alertmanager.yml'}",
-             f"--storage.path={tmp_path / 'am'}", f"--web.listen-address=127.0.0.1:{am_port}",
-             "--cluster.listen-address="], tmp_path / "alertmanager.log")
+    processes.start([alertmanager, f"--config.file={repo / 'monitoring/alertmanager/alertmanager.yml'}",
+                     f"--storage.path={tmp_path / 'am'}", f"--web.listen-address=127.0.0.1:{am_port}",
+                     "--cluster.listen-address="], tmp_path / "alertmanager.log")
     generated = yaml.safe_load((repo / "monitoring/prometheus/prometheus.yml").read_text())
     (tmp_path / "prometheus.yml").write_text(json.dumps({
         "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
@@ -147,13 +103,7 @@ def test_a_shifted_input_fires_drift_and_wrong_feedback_fires_live_accuracy(tmp_
         "rule_files": [str(rules)],
         "scrape_configs": [{"job_name": "mlspec", "honor_labels": True,
                             "static_configs": [{"targets": [base[len("http://"):]], "labels": labels}]}]}))
-    web = free_port()
-    prometheus_proc = started([prometheus, f"--config.file={tmp_path / 'prometheus.yml'}",
-                               f"--storage.tsdb.path={tmp_path / 'tsdb'}", f"--web.listen-address=127.0.0.1:{web}"],
-                              tmp_path / "prometheus.log")
-    api = f"http://127.0.0.1:{web}/api/v1"
-    wait_for("Prometheus ready", lambda: prometheus_proc.poll() is None and HTTP.open(
-        f"http://127.0.0.1:{web}/-/ready", timeout=5).status == 200, 60)
+    api = start_prometheus(processes, prometheus, tmp_path / "prometheus.yml", tmp_path)
 
     def query(expr: str) -> dict[str, float]:
         out = call(f"{api}/query?query={urllib.parse.quote(expr)}")["data"]["result"]
@@ -171,7 +121,7 @@ def test_a_shifted_input_fires_drift_and_wrong_feedback_fires_live_accuracy(tmp_
         return call(f"{base}/v2/models/churn/infer", body)
 
     # Traffic only once Prometheus holds a first sample: an increase before it is invisible to rate().
-    wait_for("the first scrape", lambda: query('mlspec_feature_value_count{model="churn"}'))
+    wait_for("the first scrape", lambda: query('mlspec_feature_value_count{model="churn"}'), 90)
     # The evaluation data itself: every PSI near 0, no drift.
     for i in range(0, len(rows), 100):
         infer(rows[i:i + 100])
@@ -179,7 +129,7 @@ def test_a_shifted_input_fires_drift_and_wrong_feedback_fires_live_accuracy(tmp_
         got = query('mlspec:feature_psi{model="churn"}')
         return len(got) == 4 and all(v == v for v in got.values()) and got  # v == v: not NaN
 
-    calm = wait_for("PSI of the four features", psi_of_all)
+    calm = wait_for("PSI of the four features", psi_of_all, 90)
     assert max(calm.values()) < 0.05, calm
     assert not firing("ChurnDrift")
 
@@ -187,7 +137,7 @@ def test_a_shifted_input_fires_drift_and_wrong_feedback_fires_live_accuracy(tmp_
     shifted = [[r[0] + 10, *r[1:]] for r in rows] * 4
     for i in range(0, len(shifted), 100):
         infer(shifted[i:i + 100])
-    drift = wait_for("ChurnDrift firing", lambda: firing("ChurnDrift"))
+    drift = wait_for("ChurnDrift firing", lambda: firing("ChurnDrift"), 90)
     assert {a["feature"] for a in drift} == {"tenure"}, drift
     psi = query('mlspec:feature_psi{model="churn"}')
     assert psi["tenure"] > 1 and max(v for k, v in psi.items() if k != "tenure") < 0.05, psi
@@ -199,7 +149,7 @@ def test_a_shifted_input_fires_drift_and_wrong_feedback_fires_live_accuracy(tmp_
         predicted = next(o for o in short["outputs"] if o["name"] == "predict")["data"]
         got = call(f"{base}/v2/models/churn/feedback", {"id": short["id"], "labels": [1 - p for p in predicted]})
         assert got == {"id": short["id"], "correct": 0, "incorrect": 20}
-    accuracy = wait_for("ChurnLiveAccuracy firing", lambda: firing("ChurnLiveAccuracy"))
+    accuracy = wait_for("ChurnLiveAccuracy firing", lambda: firing("ChurnLiveAccuracy"), 90)
     assert [(a["model"], a["version"], a["severity"]) for a in accuracy] == [("churn", "1.1.0", "page")]
 
     # Alertmanager got both, each routed by owner (risk-team) and severity.
@@ -207,5 +157,5 @@ def test_a_shifted_input_fires_drift_and_wrong_feedback_fires_live_accuracy(tmp_
         alerts = call(f"http://127.0.0.1:{am_port}/api/v2/alerts?filter=" + urllib.parse.quote(f'alertname="{name}"'))
         return alerts and sorted(r["name"] for a in alerts for r in a["receivers"])
 
-    assert wait_for("ChurnDrift in Alertmanager", lambda: routed("ChurnDrift")) == ["risk-team"]
-    assert wait_for("ChurnLiveAccuracy in Alertmanager", lambda: routed("ChurnLiveAccuracy")) == ["risk-team-page"]
+    assert wait_for("ChurnDrift in Alertmanager", lambda: routed("ChurnDrift"), 90) == ["risk-team"]
+    assert wait_for("ChurnLiveAccuracy in Alertmanager", lambda: routed("ChurnLiveAccuracy"), 90) == ["risk-team-page"]

@@ -9,13 +9,14 @@ apply notices at its next check that its rollout was ended and stops (exit 1).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import click
 
 from mlspec.errors import MlspecError
-from mlspec.spec.model import Deployment, Spec
-from mlspec.state.docker_reader import client_for
+
+if TYPE_CHECKING:  # every command's start pays this module's imports: the spec and Docker load when it runs
+    from mlspec.spec.model import Deployment, Spec
 
 
 def _find(spec: Spec, which: str) -> Deployment:
@@ -39,9 +40,12 @@ def _target(spec: Spec, name: str, factory, out: TextIO):
                         on_log=lambda line: out.write(line + "\n"))
 
 
-def run_end(root: str | Path, which: str, promote: bool, out: TextIO, factory=client_for) -> int:
+def run_end(root: str | Path, which: str, promote: bool, out: TextIO, factory=None) -> int:
     from mlspec.apply import canary
     from mlspec.commands.plan import load
+    from mlspec.state.docker_reader import client_for
+
+    factory = factory or client_for
 
     spec, _ = load(Path(root))
     d = _find(spec, which)
@@ -50,10 +54,13 @@ def run_end(root: str | Path, which: str, promote: bool, out: TextIO, factory=cl
     return 0
 
 
-def rollout_lines(spec: Spec, factory=client_for) -> list[str]:
+def rollout_lines(spec: Spec, factory=None) -> list[str]:
     """'<address>: canary <version> at <weight>% (step i of n)' for each rollout in progress."""
     from mlspec import labels as L
     from mlspec.apply.routes import Routes
+    from mlspec.state.docker_reader import client_for
+
+    factory = factory or client_for
 
     out = []
     for t in spec.project.targets:

@@ -168,7 +168,7 @@ class DockerTarget:
             self.log(f"{d.address}: {len(fresh)} new container(s) ready")
             return
         c, why = failed
-        tail = readiness.last_lines(c.logs(tail=300).decode(errors="replace"))
+        tail = readiness.stopped_logs(c)
         self._stop(fresh, "unready")
         kept = f"{len(keep)} running container(s) keep serving" if keep else "nothing was serving before"
         raise ApplyError(f"{d.address}: version {d.version} ({c.name}) {why}; it was "

@@ -32,7 +32,7 @@ from docker.types import (ContainerSpec, EndpointSpec, Healthcheck, Mount, Resou
 
 from mlspec import labels as L
 from mlspec.apply import containers as C
-from mlspec.apply import lock, swarm_secrets
+from mlspec.apply import lock, readiness, swarm_secrets
 from mlspec.apply.containers import Rollout
 from mlspec.errors import ApplyError
 from mlspec.spec.units import size_bytes
@@ -262,11 +262,11 @@ class SwarmTarget:
         # for minutes once a task's container is gone.
         cid = ((task or {}).get("Status", {}).get("ContainerStatus") or {}).get("ContainerID")
         try:
-            text = self.client.containers.get(cid).logs(tail=300).decode(errors="replace")
+            text = self.client.containers.get(cid).logs(stdout=True, stderr=True, tail=readiness.LOG_SCAN)
         except (docker.errors.NotFound, docker.errors.NullResource):
             return "(its container is on another node: see `docker service logs`)" if cid else "(none)"
         # Without the health probes' request lines, which would bury the reason.
-        return "\n".join([x for x in text.splitlines() if '"/v2/health/ready"' not in x][-20:])
+        return readiness.last_lines(text.decode(errors="replace")) or "(none: it printed nothing)"
 
     # -- reading and the network -------------------------------------------------------------
 

@@ -6,7 +6,9 @@ Two modes share one request path (``Handler`` -> ``forward``, with retries):
 
 * DNS mode (swarm targets): one port, MLSPEC_PROXY_PORT. Backends are resolved *per request* from
   the deployment network's DNS alias MLSPEC_PROXY_BACKEND, which mlspec gives a container only
-  once it is ready, and takes away (SIGTERM) only once the new one is listed.
+  once it is ready, and takes away (SIGTERM) only once the new one is listed. A canary or shadow
+  is another service's name, with its weight, polled from the deployment's route service
+  (MLSPEC_PROXY_ROUTE_FROM; see ``DnsRoute``).
 * Table mode (docker targets; chosen by setting MLSPEC_PROXY_ROUTES): one front per (project,
   target) on the host network, one listener per route ``{name: {"port", "backends"}}``; backends
   are internal ports of one pod whose address is in the file MLSPEC_PROXY_POD. The apply tool

@@ -81,6 +81,14 @@ def take(tail: bytes, at: int, size) -> tuple[bytes, int]:
     return tail[at:at + size], at + size
 
 
+def raw_of(arr, datatype: str) -> bytes:
+    """One tensor's raw bytes, as the binary extension and gRPC's raw_*_contents carry them."""
+    arr = np.asarray(arr)
+    if datatype == "BYTES":
+        return encode_bytes(arr.ravel().tolist())
+    return np.ascontiguousarray(arr, dtype=_LE[datatype]).tobytes()
+
+
 def wanted(req: dict) -> frozenset[str] | bool:
     """True for every output in binary, else the names asked for in binary."""
     params = req.get("parameters") if isinstance(req.get("parameters"), dict) else {}
@@ -99,11 +107,7 @@ def encode(body: dict, outputs: dict, binary: frozenset[str] | bool) -> tuple[by
     for t in body["outputs"]:
         if binary is not True and t["name"] not in binary:
             continue
-        arr = np.asarray(outputs[t["name"]])
-        if t["datatype"] == "BYTES":
-            raw = encode_bytes(arr.ravel().tolist())
-        else:
-            raw = np.ascontiguousarray(arr, dtype=_LE[t["datatype"]]).tobytes()
+        raw = raw_of(outputs[t["name"]], t["datatype"])
         del t["data"]
         t["parameters"] = {**t.get("parameters", {}), "binary_data_size": len(raw)}
         tail.append(raw)

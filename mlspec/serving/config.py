@@ -33,6 +33,7 @@ class Config:
     check_only: bool = False  # verify and load the artifact, then exit
     baseline: str = ""  # the version's baseline.json (feature buckets, class mix); "" = none
     workers: int = 0  # worker processes; 0 = one per CPU the container may use
+    grpc_port: int | None = None  # the gRPC service's port; None = no gRPC, 0 = any free port
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -100,6 +101,9 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     port_env = dict(env, MLSPEC_PORT=pick(args.port, "MLSPEC_PORT"))
     if port_env["MLSPEC_PORT"] and not port_env["MLSPEC_PORT"].isdigit():
         raise ConfigError(f"MLSPEC_PORT={port_env['MLSPEC_PORT']!r} is not a port number")
+    grpc = env.get("MLSPEC_GRPC_PORT", "").strip()
+    if grpc and not grpc.isdigit():
+        raise ConfigError(f"MLSPEC_GRPC_PORT={grpc!r} is not a port number")
     features = tuple(f.strip() for f in env.get("MLSPEC_FEATURES", "").split(",") if f.strip())
     return Config(
         model=required["MLSPEC_MODEL"],
@@ -118,4 +122,5 @@ def load(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
         check_only=args.check,
         baseline=env.get("MLSPEC_BASELINE", "").strip(),
         workers=int(_number(env, "MLSPEC_WORKERS", 0, 0, 64)),
+        grpc_port=int(_number(env, "MLSPEC_GRPC_PORT", 0, 0, 65535)) if grpc else None,
     )

@@ -7,6 +7,7 @@ bad artifact or a taken port still fails before anything starts, with one messag
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 import socket
 import threading
@@ -53,6 +54,15 @@ def run(cfg: Config, model: Model, sock: socket.socket, peers: Peers | None = No
     httpd.socket.close()
     httpd.socket = sock
     httpd.app = app  # type: ignore[attr-defined]
+    grpc_server = None
+    if cfg.grpc_port is not None:  # imported only then: grpcio stays out of HTTP-only servers
+        from .grpc_server import start as start_grpc
+
+        try:
+            grpc_server = start_grpc(app, cfg.host, cfg.grpc_port)
+        except OSError as e:
+            log("error", f"gRPC: {e}")
+            return 1
     app.set_ready(not cfg.fail_ready)  # before siblings can ask: a scrape sums readiness by min
     if peers is not None:
         app.peers = peers
@@ -67,7 +77,7 @@ def run(cfg: Config, model: Model, sock: socket.socket, peers: Peers | None = No
     threading.Thread(target=httpd.serve_forever, args=(0.1,), name="accept", daemon=True).start()
     if peers is None:
         log("info", "listening", host=cfg.host, port=sock.getsockname()[1], model=cfg.model,
-            version=cfg.version, framework=cfg.framework, ready=app.ready, workers=1)
+            version=cfg.version, framework=cfg.framework, ready=app.ready, workers=1, **_grpc(cfg))
     while not stop.wait(1.0):
         pass
     app.draining = True
@@ -75,6 +85,8 @@ def run(cfg: Config, model: Model, sock: socket.socket, peers: Peers | None = No
     on_draining()
     if peers is None:
         log("info", "draining", grace_seconds=cfg.drain_seconds)
+    if grpc_server is not None:  # GOAWAY to its clients; calls in flight get the drain's grace
+        grpc_server.stop(cfg.drain_seconds)
     httpd.shutdown()
     httpd.server_close()  # new connections are now refused (once every worker has closed it)
     left = app.drain(cfg.drain_seconds)
@@ -94,12 +106,32 @@ def _shared_folder_possible() -> bool:
         return False
 
 
+def _grpc(cfg: Config) -> dict:
+    return {} if cfg.grpc_port is None else {"grpc_port": cfg.grpc_port}
+
+
+def _grpc_port(cfg: Config) -> int | None:
+    """The gRPC port, checked free (and chosen, for 0) before anything starts. Every worker binds
+    it itself after the fork (grpcio cannot cross one), with SO_REUSEPORT, as this probe does."""
+    if cfg.grpc_port is None:
+        return None
+    with socket.socket(socket.AF_INET6 if ":" in cfg.host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        probe.bind((cfg.host, cfg.grpc_port))
+        return probe.getsockname()[1]
+
+
 def serve(cfg: Config, model: Model) -> int:
     """Serve until SIGTERM or SIGINT, then drain; return the process exit code."""
     try:
         sock = _listen(cfg.host, cfg.port)
     except OSError as e:
         log("error", f"cannot listen on {cfg.host}:{cfg.port}: {e.strerror or e}")
+        return 1
+    try:
+        cfg = dataclasses.replace(cfg, grpc_port=_grpc_port(cfg))
+    except OSError as e:
+        log("error", f"cannot listen for gRPC on {cfg.host}:{cfg.grpc_port}: {e.strerror or e}")
         return 1
     n = cfg.workers or count()
     if n > 1 and not _shared_folder_possible():
@@ -110,6 +142,6 @@ def serve(cfg: Config, model: Model) -> int:
     if n == 1:
         return run(cfg, model, sock)
     log("info", "listening", host=cfg.host, port=sock.getsockname()[1], model=cfg.model,
-        version=cfg.version, framework=cfg.framework, ready=not cfg.fail_ready, workers=n)
+        version=cfg.version, framework=cfg.framework, ready=not cfg.fail_ready, workers=n, **_grpc(cfg))
     return supervise(n, sock, lambda peers, on_draining: run(cfg, model, sock, peers, on_draining),
                      cfg.drain_seconds)

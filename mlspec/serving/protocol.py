@@ -181,6 +181,12 @@ def parse_infer(body: bytes, model: Model, header_length: str | None = None) -> 
         raise RequestError(f"the body is not valid JSON: {e}{hint}") from None
     if not isinstance(req, dict):
         raise RequestError("the body must be a JSON object")
+    return from_dict(req, rest, model)
+
+
+def from_dict(req: dict, rest: bytes, model: Model) -> InferRequest:
+    """An infer request given as the JSON header's object and its binary tail: the HTTP body, or
+    a gRPC request restated that way (mlspec/serving/grpc_server.py), so both validate alike."""
     inputs = req.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise RequestError("'inputs' must be a non-empty list of tensors")

@@ -8,18 +8,15 @@ the ACK of the headers, which a client's delayed ACK holds back ~40 ms, on every
 from __future__ import annotations
 
 import json
-import random
 import re
 import time
-import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from . import __version__
+from . import __version__, binary, infer
 from .app import App
 from .logs import log
 from .metrics import outcome_of
-from . import binary
 from .protocol import RequestError, infer_response, model_metadata, parse_infer
 
 _MODEL = r"^/v2/models/(?P<m>[^/]+)(?:/versions/(?P<v>[^/]+))?"
@@ -189,27 +186,11 @@ class Handler(BaseHTTPRequestHandler):
             return self._json(e.status, {"error": str(e)}, counted=True)
 
     def _predict(self) -> dict:
-        app, cfg = self.app, self.app.cfg
-        if not app.ready:
-            raise RequestError("the model is not ready", 503)
+        app = self.app
+        infer.check_ready(app)
         req = parse_infer(self._read_body(), app.model, self.headers.get("Inference-Header-Content-Length"))
-        rid, x, names = req.rid, req.x, req.names
-        if cfg.test_delay:
-            log("info", "test delay", seconds=cfg.test_delay)  # tests wait for this line
-            time.sleep(cfg.test_delay)
-        if cfg.fail_rate and random.random() < cfg.fail_rate:
-            raise RequestError("injected failure (MLSPEC_FAIL_RATE)", 500)
-        try:
-            outputs = app.model.predict(x, names)
-        except Exception as e:  # a true model failure: the only 500 besides injected ones
-            log("error", "model failure", error=f"{type(e).__name__}: {e}")
-            raise RequestError(f"the model failed: {type(e).__name__}: {e}", 500) from None
-        rid = rid if rid is not None else uuid.uuid4().hex  # feedback names the response by it
-        try:
-            app.quality.observe(rid, x, outputs)
-        except Exception as e:  # quality metrics must never fail an answer
-            log("error", "quality metrics", error=f"{type(e).__name__}: {e}")
-        body = infer_response(cfg.model, cfg.version, rid, outputs)
+        rid, outputs = infer.predict(app, req)
+        body = infer_response(app.cfg.model, app.cfg.version, rid, outputs)
         return binary.encode(body, outputs, req.binary) or body
 
     def _feedback(self, m, v):

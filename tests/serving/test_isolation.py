@@ -14,8 +14,9 @@ from .conftest import MODEL, server_env
 
 PACKAGE = Path(mlspec.serving.__file__).parent
 # onnxruntime and pandas are optional: imported only for an ONNX model, or one fitted on a DataFrame
-# (whose runtime pins pandas).
-ALLOWED = {"numpy", "sklearn", "joblib", "prometheus_client", "onnxruntime", "pandas"}
+# (whose runtime pins pandas); grpc and google.protobuf (Debian packages of the base image) only with
+# MLSPEC_GRPC_PORT.
+ALLOWED = {"numpy", "sklearn", "joblib", "prometheus_client", "onnxruntime", "pandas", "grpc", "google"}
 
 
 def test_imports_only_stdlib_and_serving_libraries():

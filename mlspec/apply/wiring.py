@@ -12,6 +12,7 @@ from mlspec.apply.applier import Backends, Log
 from mlspec.apply.backends import DockerEngineTarget, DockerImages
 from mlspec.apply.base_image import resolve_base_image
 from mlspec.apply.eval_cache import LocalCache, RegistryCache
+from mlspec.apply.front_image import registry_front_image
 from mlspec.apply.gates import ImageGates
 from mlspec.plan.hashing import build_hash, image_tag
 from mlspec.apply.swarm_target import SwarmTarget
@@ -109,6 +110,12 @@ def real_backends(spec: Spec, engines: Engines, log: Log, commit: str = "", wait
     guard = threading.Lock()
     images_for = local_images(spec, engines, commit)
 
+    def front_image(name: str) -> str:
+        # A swarm front runs on every node: each must be able to pull its image.
+        if spec.project.target(name).type == "swarm" and spec.project.registry:
+            return registry_front_image(engines.client(None), engines.base_image(None), spec.project.registry, log)
+        return engines.base_image(name)
+
     def target(name: str) -> DockerEngineTarget | SwarmTarget:
         t = spec.project.target(name)
         if t.type not in ("docker", "swarm"):
@@ -116,10 +123,11 @@ def real_backends(spec: Spec, engines: Engines, log: Log, commit: str = "", wait
         kind = SwarmTarget if t.type == "swarm" else DockerEngineTarget
         with guard:
             if name not in targets:
-                extra = {} if t.type == "swarm" else {"wait": wait,  # swarm's health gate always waits
-                                                      "prometheus_url": spec.project.monitoring.prometheus_url}
+                extra = {"prometheus_url": spec.project.monitoring.prometheus_url}  # canary analysis
+                if t.type == "docker":
+                    extra["wait"] = wait  # swarm's health gate always waits
                 targets[name] = kind(engines.client(name), spec.project.name, name,
-                                     engines.base_image(name), on_log=log, **extra)
+                                     front_image(name), on_log=log, **extra)
             return targets[name]
 
     gates = image_gates(spec, engines, images_for, log)

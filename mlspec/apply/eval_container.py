@@ -15,10 +15,9 @@ from typing import Mapping
 
 import docker
 import docker.errors
-import requests.exceptions
 
 from mlspec import labels as L
-from mlspec.apply.sandbox import Inputs, fill_volume, locked_down, oom_killed, remove_all, stderr_tail
+from mlspec.apply.sandbox import Inputs, exit_failure, fill_volume, locked_down, remove_all, run_to_end
 from mlspec.errors import ApplyError
 
 MOUNT = "/mlspec-eval"
@@ -71,20 +70,11 @@ def run_in_image(client: docker.DockerClient, tag: str, request: dict, files: Ma
             name=name, labels=tags, environment=env, volumes={name: {"bind": MOUNT, "mode": "ro"}},
             **locked_down(memory, cpus), **({} if builtin else {"user": "65534:65534"}))
         containers.append(box)
-        box.start()
-        try:
-            status = box.wait(timeout=timeout)
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            raise ApplyError(f"evaluating {what} took over {timeout:.0f} s; it was stopped.") from None
-        out = box.logs(stdout=True, stderr=False).decode("utf-8", "replace")
-        if oom_killed(box):
-            raise EvaluationFailed(f"evaluating {what} ran out of memory (limit {memory}); raise "
-                                   "evaluation.resources.memory.")
-        result = _last_json(out)
-        if result is None or status.get("StatusCode") not in (0, 2):
-            err = stderr_tail(box)
-            raise EvaluationFailed(f"the evaluator of {what} exited with code {status.get('StatusCode')}:\n  "
-                                   + "\n  ".join(err or ["(no output)"]))
+        code = run_to_end(box, EvaluationFailed, f"evaluating {what}", timeout=timeout, memory=memory,
+                          memory_key="evaluation.resources.memory")
+        result = _last_json(box.logs(stdout=True, stderr=False).decode("utf-8", "replace"))
+        if result is None or code not in (0, 2):
+            raise exit_failure(EvaluationFailed, f"the evaluator of {what}", code, box)
         if not result["ok"]:
             raise EvaluationFailed(f"evaluating {what}: {result['error']}")
         return result

@@ -19,6 +19,7 @@ from typing import Mapping
 
 import docker
 import docker.errors
+import requests
 
 from mlspec.spec.units import size_bytes
 
@@ -75,6 +76,27 @@ def locked_down(memory: str, cpus: float, network: bool = False) -> dict:
     return dict(read_only=True, tmpfs={"/tmp": "rw,nosuid,nodev,size=256m"}, mem_limit=size_bytes(memory),
                 memswap_limit=size_bytes(memory), nano_cpus=int(cpus * 1e9), cap_drop=["ALL"],
                 security_opt=["no-new-privileges"], **({} if network else {"network_mode": "none"}))
+
+
+def run_to_end(box, failure: type[Exception], doing: str, *, timeout: float, memory: str, memory_key: str,
+               timeout_key: str | None = None) -> int:
+    """Start ``box``, wait for it to end and return its exit code. A run over ``timeout`` seconds
+    (stopped when the box is removed) or out of memory raises ``failure``; ``doing`` names the run
+    (``training churn@1.1.0``), the keys the spec settings to raise."""
+    box.start()
+    try:
+        status = box.wait(timeout=timeout)
+    except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+        key = f" ({timeout_key})" if timeout_key else ""
+        raise failure(f"{doing} took over {timeout:.0f} s{key}; it was stopped.") from None
+    if oom_killed(box):
+        raise failure(f"{doing} ran out of memory (limit {memory}); raise {memory_key}.")
+    return status.get("StatusCode")
+
+
+def exit_failure(failure: type[Exception], who: str, code, box) -> Exception:
+    """``failure`` saying that ``who`` exited with ``code``, with the tail of its stderr."""
+    return failure(f"{who} exited with code {code}:\n  " + "\n  ".join(stderr_tail(box) or ["(no output)"]))
 
 
 def stderr_tail(container, lines: int = 12) -> list[str]:

@@ -23,11 +23,10 @@ from typing import Callable, Sequence
 import docker
 import docker.errors
 import jinja2
-import requests.exceptions
 
 from mlspec import labels as L
 from mlspec.apply.build import UID, _environment, _run_build
-from mlspec.apply.sandbox import Inputs, fill_volume, locked_down, oom_killed, remove_all, stderr_tail
+from mlspec.apply.sandbox import Inputs, exit_failure, fill_volume, locked_down, remove_all, run_to_end
 from mlspec.apply.wheels import copy_wheels, fetch_wheels, requirements
 from mlspec.errors import ApplyError
 from mlspec.plan.hashing import sha256_json
@@ -127,18 +126,12 @@ def run_training(client: docker.DockerClient, tag: str, training: Training, *, s
                                        **locked_down(training.memory, training.cpus, training.network))
         containers.append(box)
         started = time.monotonic()
-        box.start()
-        try:
-            status = box.wait(timeout=training.timeout)
-        except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
-            raise TrainingFailed(f"training {what} took over {training.timeout:.0f} s (training.timeout); it was stopped.") from None
+        code = run_to_end(box, TrainingFailed, f"training {what}", timeout=training.timeout,
+                          timeout_key="training.timeout", memory=training.memory,
+                          memory_key="training.resources.memory")
         seconds = round(time.monotonic() - started, 1)
-        if oom_killed(box):
-            raise TrainingFailed(f"training {what} ran out of memory (limit {training.memory}); raise training.resources.memory.")
-        code = status.get("StatusCode")
         if code != 0:
-            tail = stderr_tail(box)
-            raise TrainingFailed(f"the training script of {what} exited with code {code}:\n  " + "\n  ".join(tail or ["(no output)"]))
+            raise exit_failure(TrainingFailed, f"the training script of {what}", code, box)
         path, digest = _fetch(box, training.artifact, dest_dir, what)
         return Run(path, digest, seconds, tag)
     except docker.errors.ImageNotFound as e:

@@ -1,7 +1,9 @@
-"""Progressive delivery on a docker target: the new version starts beside the stable one and takes
-traffic step by step through the front's table (a canary set with a weight), judged at the end of
-each step on both versions' live figures (``mlspec/apply/analysis.py``); a shadow gets copies of
-requests instead and is judged once at the end.
+"""Progressive delivery: the new version starts beside the stable one and takes traffic step by
+step (a canary with a weight), judged at the end of each step on both versions' live figures
+(``mlspec/apply/analysis.py``); a shadow gets copies of requests instead and is judged once at the
+end. The step loop (``progressive``) is the same on every target; how traffic moves is each
+target's ``Traffic``: the front's table here (``DockerTraffic``), a route service and a canary
+service on swarm (``mlspec/apply/swarm_canary.py``).
 
 What is live is the state: the table entry says the weight, and the containers say which version
 is which. So an apply killed mid-rollout leaves traffic on the stable set, or the canary at its
@@ -13,7 +15,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Callable
+from collections.abc import Callable
+from typing import Protocol
 
 from mlspec import labels as L
 from mlspec.apply import analysis as A
@@ -30,49 +33,95 @@ class RolledBack(ApplyError):
     """The new version failed its analysis: traffic is back on the stable version."""
 
 
-def progressive(target, r: Rollout, old: list, fresh: list, resume_at: int | None,
-                query: A.Query | None, clock: Callable[[], float] = time.monotonic, sleep=time.sleep) -> None:
-    """Take ``fresh`` (ready, out of rotation or at a canary weight) from 0 to all traffic, judged
-    against ``old``; on failure put everything back on ``old`` and remove ``fresh``."""
-    d, log = r.deployment, target.log
+class Traffic(Protocol):
+    """How one target moves a deployment's traffic between its stable and its new version."""
+
+    def show(self, step: Step | None) -> None: ...  # the canary at step.weight, or (None) a shadow
+
+    def ended(self) -> bool: ...  # an operator's `mlspec rollout abort|promote` ended it meanwhile
+
+    def back(self) -> None: ...  # all traffic on stable, the new version removed
+
+    def forward(self) -> None: ...  # all traffic on the new version, the stable one removed
+
+
+def steps_of(spec) -> list[Step]:
+    return list(spec.steps) if spec.strategy == "canary" else [Step(0, spec.duration or "0s")]
+
+
+def resume_index(spec, weight: float | None) -> int:
+    """The step an earlier apply left the rollout at (by the weight the front shows)."""
+    if weight is None:
+        return 0
+    return next((i for i, s in enumerate(steps_of(spec)) if s.weight >= weight), len(steps_of(spec)))
+
+
+def progressive(traffic: Traffic, r: Rollout, stable_version: str, log, query: A.Query | None,
+                start: int = 0, elapsed: float = 0.0, clock: Callable[[], float] = time.monotonic,
+                sleep=time.sleep) -> None:
+    """Take the new version from step ``start`` (``elapsed`` seconds into it already: a resumed
+    rollout waits only the rest of its pause) to all traffic, judged against ``stable_version``;
+    on failure put everything back on stable and remove the new version."""
+    d = r.deployment
     spec = d.rollout
-    stable_ports = sorted(serving_port(c) for c in old)
-    new_ports = sorted(serving_port(c) for c in fresh)
-    stable_version = next((c.labels.get(L.VERSION, "?") for c in old), "?")
     if spec.analysis is not None and query is None:
         raise ApplyError(f"{d.address}: rollout analysis needs monitoring.prometheus_url in mlspec.yaml.")
-    steps = list(spec.steps) if spec.strategy == "canary" else [Step(0, spec.duration or "0s")]
-    start = 0 if resume_at is None else next((i for i, s in enumerate(steps) if s.weight >= resume_at), len(steps))
+    steps = steps_of(spec)
     for i, step in list(enumerate(steps))[start:]:
         if spec.strategy == "canary":
-            entry = {"port": d.port, "backends": stable_ports, "canary": {"backends": new_ports, "weight": step.weight}}
             what = f"canary {d.version} at {step.weight}% (step {i + 1} of {len(steps)}, {step.pause})"
         else:
-            entry = {"port": d.port, "backends": stable_ports, "shadow": {"backends": new_ports}}
             what = f"shadow {d.version} sees copies of requests for {step.pause}"
-        _route(target, d, entry)
+        began = clock() - (elapsed if i == start else 0.0)
+        if i == start and elapsed > 0:
+            what += f", {max(0.0, duration_seconds(step.pause) - elapsed):.0f}s of it left"
+        else:
+            traffic.show(step if spec.strategy == "canary" else None)
         log(f"{d.address}: {what}")
-        verdict = _wait_and_judge(target, r, step, stable_version, query, clock, sleep)
+        verdict = _wait_and_judge(traffic, r, step, stable_version, query, began, log, clock, sleep)
         if verdict is not None and verdict.outcome != "pass":
-            _route(target, d, {"port": d.port, "backends": stable_ports})
-            target._stop(fresh, "rolled back")
+            traffic.back()
             raise RolledBack(f"{d.address}: version {d.version} rolled back at "
                              f"{'step ' + str(i + 1) if spec.strategy == 'canary' else 'the end of its shadow'}; "
                              f"all traffic is on {stable_version}. {verdict.show()}")
         if verdict is not None:
             log(f"{d.address}: step {i + 1} passed: {verdict.show()}")
-    _route(target, d, {"port": d.port, "backends": new_ports})
+    traffic.forward()
     log(f"{d.address}: {d.version} promoted to 100%")
-    target._stop(old, "old")
 
 
-def _wait_and_judge(target, r: Rollout, step: Step, stable: str, query, clock, sleep):
+class DockerTraffic:
+    """A docker target's front table: the canary or shadow set beside the stable ports."""
+
+    def __init__(self, target, d, old: list, fresh: list):
+        self.target, self.d, self.old, self.fresh = target, d, old, fresh
+        self.stable_ports = sorted(serving_port(c) for c in old)
+        self.new_ports = sorted(serving_port(c) for c in fresh)
+
+    def show(self, step: Step | None) -> None:
+        side = ({"canary": {"backends": self.new_ports, "weight": step.weight}} if step is not None
+                else {"shadow": {"backends": self.new_ports}})
+        _route(self.target, self.d, {"port": self.d.port, "backends": self.stable_ports, **side})
+
+    def ended(self) -> bool:
+        entry = self.target.infra.table.ask({"op": "get"})["routes"].get(self.d.name) or {}
+        return "canary" not in entry and "shadow" not in entry
+
+    def back(self) -> None:
+        _route(self.target, self.d, {"port": self.d.port, "backends": self.stable_ports})
+        self.target._stop(self.fresh, "rolled back")
+
+    def forward(self) -> None:
+        _route(self.target, self.d, {"port": self.d.port, "backends": self.new_ports})
+        self.target._stop(self.old, "old")
+
+
+def _wait_and_judge(traffic: Traffic, r: Rollout, step: Step, stable: str, query, began: float, log, clock, sleep):
     d = r.deployment
     a = d.rollout.analysis
     if a is not None and d.rollout.min_requests is not None:  # a shadow's own count of copies wins
         a = dataclasses.replace(a, min_requests=d.rollout.min_requests)
-    began = clock()
-    _pause_until(target, d, began + duration_seconds(step.pause), clock, sleep)
+    _pause_until(traffic, d, began + duration_seconds(step.pause), clock, sleep)
     if a is None:
         return None
     deadline = began + duration_seconds(step.pause) + duration_seconds(a.max_wait)
@@ -85,17 +134,15 @@ def _wait_and_judge(target, r: Rollout, step: Step, stable: str, query, clock, s
             return verdict
         if clock() >= deadline:
             return A.Verdict("fail", new, old, verdict.failures + (f"not enough requests within max_wait {a.max_wait}",))
-        target.log(f"{d.address}: waiting for requests ({verdict.failures[0]})")
+        log(f"{d.address}: waiting for requests ({verdict.failures[0]})")
         sleep(POLL)
 
 
-def _pause_until(target, d, until: float, clock, sleep) -> None:
-    """Sleep through the pause; an operator's `mlspec rollout abort|promote` (the entry changed
-    under us) ends it at once."""
+def _pause_until(traffic: Traffic, d, until: float, clock, sleep) -> None:
+    """Sleep through the pause; an operator's `mlspec rollout abort|promote` ends it at once."""
     while clock() < until:
         sleep(min(POLL, max(0.0, until - clock())))
-        entry = target.infra.table.ask({"op": "get"})["routes"].get(d.name) or {}
-        if "canary" not in entry and "shadow" not in entry:
+        if traffic.ended():
             raise ApplyError(f"{d.address}: the rollout was ended by `mlspec rollout` while this apply waited; "
                              "run apply again to converge.")
 
@@ -149,5 +196,7 @@ def deploy(target, r: Rollout, live: list, want: dict) -> bool:
         fresh = target._start(r, d.replicas, [])
         target._await_ready(r, fresh, keep=stable)
     url = getattr(target, "prometheus_url", None)
-    progressive(target, r, stable, fresh, resume_at, A.prometheus(url) if url else None)
+    stable_version = next((c.labels.get(L.VERSION, "?") for c in stable), "?")
+    progressive(DockerTraffic(target, d, stable, fresh), r, stable_version, target.log,
+                A.prometheus(url) if url else None, resume_index(d.rollout, resume_at))
     return True

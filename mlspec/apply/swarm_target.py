@@ -32,7 +32,7 @@ from docker.types import (ContainerSpec, EndpointSpec, Healthcheck, Mount, Resou
 
 from mlspec import labels as L
 from mlspec.apply import containers as C
-from mlspec.apply import lock, readiness, swarm_secrets
+from mlspec.apply import lock, readiness, swarm_canary, swarm_secrets
 from mlspec.apply.containers import Rollout
 from mlspec.errors import ApplyError
 from mlspec.spec.units import size_bytes
@@ -63,8 +63,9 @@ class SwarmTarget:
     """The deployments of one project on one swarm, driven through its manager's engine."""
 
     def __init__(self, client: docker.DockerClient, project: str, target: str, proxy_image: str,
-                 on_log: Log = lambda line: None):
+                 on_log: Log = lambda line: None, prometheus_url: str | None = None):
         self.client, self.api, self.project, self.target = client, client.api, project, target
+        self.prometheus_url = prometheus_url  # canary analysis asks it (mlspec/apply/swarm_canary.py)
         self.proxy_image, self.log = proxy_image, on_log
         self._net_lock = threading.Lock()
         self.secrets = swarm_secrets.SwarmSecrets(self.api, project, target, on_log)
@@ -80,7 +81,9 @@ class SwarmTarget:
         d = r.deployment
         name = C.base_name(self.project, self.target, d.name)
         try:
-            self._deploy(r, name)
+            # A canary or shadow: the new version beside the stable one, step by step.
+            if d.rollout.strategy == "replace" or not swarm_canary.deploy(self, r, name):
+                self._deploy(r, name)
         except BaseException:
             # A failed create's objects go; a failed update keeps both specs' (one serves again).
             self.secrets.prune(d.name, self._inspect(name), previous=True)
@@ -124,7 +127,7 @@ class SwarmTarget:
     def destroy(self, deployment: str) -> None:
         """Remove a deployment's service and its front (and the network, with the last one)."""
         name = C.base_name(self.project, self.target, deployment)
-        for svc in (name, name + "-proxy"):
+        for svc in (*swarm_canary.names(name)[::-1], name, name + "-proxy"):
             try:
                 self.api.remove_service(svc)
                 self.log(f"{svc}: removed")
@@ -177,7 +180,8 @@ class SwarmTarget:
         if live and live["Spec"].get("Labels", {}).get(L.CONFIG_HASH) == labels[L.CONFIG_HASH]:
             return
         env = {"MLSPEC_PROXY_BACKEND": backend, "MLSPEC_PROXY_PORT": str(C.PROXY_PORT),
-               "MLSPEC_PROXY_BACKEND_PORT": str(C.SERVING_PORT), "MLSPEC_PROXY_DEPLOYMENT": d.name}
+               "MLSPEC_PROXY_BACKEND_PORT": str(C.SERVING_PORT), "MLSPEC_PROXY_DEPLOYMENT": d.name,
+               **swarm_canary.front_env(backend)}
         cs = hardened(self.proxy_image, C.PROXY_UID, labels, env=env,
                       command=["python3", "-c", C.PROXY_SOURCE])
         spec = dict(name=name, labels=labels, mode=ServiceMode("global"),
@@ -224,7 +228,7 @@ class SwarmTarget:
             if settled and len(running) == d.replicas and all(t in mine for t in running):
                 self.log(f"{d.address}: {d.replicas} task(s) of {d.version} running and healthy")
                 return
-            bad = kind == "update" and state in DONE_BAD or kind == "create" and failed
+            bad = kind == "update" and state in DONE_BAD or kind in ("create", "canary") and failed
             if bad or time.monotonic() >= deadline:
                 self._fail(svc, r, kind, state, failed or mine, budget)
             time.sleep(POLL)
@@ -242,6 +246,9 @@ class SwarmTarget:
         if kind == "create":
             self.api.remove_service(svc["ID"])
             kept = "its service was removed; nothing was serving before"
+        elif kind == "canary":
+            self.api.remove_service(svc["ID"])
+            kept = "its canary service was removed; the stable version serves on"
         elif kind == "update":
             if not rolled and svc.get("PreviousSpec"):  # swarm did not decide in time: we do
                 prev = svc["PreviousSpec"]

@@ -73,10 +73,6 @@ def plan(spec: Spec, observed: Observed, desired_images: Mapping[tuple[str, str]
         file_changes = plan_files(files, observed.files, refreshed=observed.refreshed)
     elif files is not None:
         notes.append("Generated files are not planned when --model or --target filters are given.")
-    swarm = {t.name for t in spec.project.targets if t.type == "swarm"}
-    notes += [f"{d.address}: a {d.rollout.strategy} rollout runs on docker targets only; on this swarm target a new "
-              "version is a start-first update." for d in sorted(deployments, key=lambda x: x.address)
-              if d.target in swarm and d.rollout.strategy != "replace"]
     if not observed.refreshed:
         notes.insert(0, "Live state was not read (--refresh=false): every resource shows as if it did not exist yet.")
     changes = tuple(images + evaluations + dep_changes + file_changes + prunes)

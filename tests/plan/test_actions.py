@@ -74,10 +74,9 @@ def test_a_saved_plan_keeps_every_action_and_refuses_edited_file_text(tmp_path):
         load_plan(tmp_path / "p.json")
 
 
-def test_a_canary_on_a_swarm_target_is_noted_as_a_plain_update():
+def test_a_shadow_on_a_swarm_target_plans_like_one_on_docker_with_no_note():
     project = PROJECT.replace("{name: edge, type: docker, prune: true}", "{name: edge, type: swarm}")
     text = model_yaml(target="edge").replace("    prevent_destroy: false\n",
                                              "    prevent_destroy: false\n    rollout: {strategy: shadow, duration: 1m}\n")
     p = plan(make_spec({"churn": text}, project=project), observed(), tags_for(make_spec({"churn": text}, project=project)))
-    assert p.notes == ("deployment.churn.edge: a shadow rollout runs on docker targets only; on this swarm target a new "
-                       "version is a start-first update.",)
+    assert p.notes == ()  # swarm runs canaries and shadows too (mlspec/apply/swarm_canary.py)

@@ -35,8 +35,26 @@ def _health(cs: list[Container]) -> str:
     return "healthy" if states <= {"healthy"} else "/".join(sorted(states))
 
 
-def status_rows(spec: Spec, factory=client_for) -> list[tuple[str, ...]]:
-    """One row per deployment found live or wanted: address, spec version, live version, health, replicas, age."""
+def _probed(spec: Spec, tname: str, containers, factory) -> dict:
+    """Docker targets: what mlspec's readiness probe sees of each replica (mlspec/commands/replicas.py)."""
+    import docker
+
+    from mlspec.commands import replicas
+
+    target = spec.project.target(tname)
+    if target.type != "docker":
+        return {}
+    try:
+        return replicas.probe_target(factory(target), spec.project.name, tname, list(containers))
+    except (docker.errors.DockerException, OSError):
+        return {}  # the engine went away since it was read: its state says what it saw
+
+
+def status_rows(spec: Spec, factory=client_for, notes: list[str] | None = None) -> list[tuple[str, ...]]:
+    """One row per deployment found live or wanted: address, spec version, live version, health, replicas, age.
+    ``notes`` gets a line per replica that mlspec's readiness probe does not see ready."""
+    from mlspec.commands import replicas
+
     states = read_targets(spec.project.name, spec.project.targets, factory)
     rows = []
     now = datetime.now(timezone.utc)
@@ -45,6 +63,7 @@ def status_rows(spec: Spec, factory=client_for) -> list[tuple[str, ...]]:
         if state.error:
             rows.append((f"target {tname}", "", "", f"unreachable: {state.error}", "", ""))
             continue
+        seen = _probed(spec, tname, state.containers, factory)
         live: dict[tuple[str, str, str], list[Container]] = defaultdict(list)
         for c in state.containers:
             if c.role == "model":
@@ -57,17 +76,24 @@ def status_rows(spec: Spec, factory=client_for) -> list[tuple[str, ...]]:
             versions = ",".join(sorted({c.labels.get(L.VERSION, "?") for c in cs})) or "-"
             running = sum(c.replicas for c in cs if c.running)
             age = _age(min(c.created for c in cs), now) if cs else "-"
-            rows.append((address, d.version if d else "(not in spec)", versions, _health(cs) if cs else "absent",
+            health = (replicas.health(cs, seen) if seen else _health(cs)) if cs else "absent"
+            if notes is not None and seen:
+                notes += replicas.unready_lines(address, cs, seen)
+            rows.append((address, d.version if d else "(not in spec)", versions, health,
                          f"{running}/{d.replicas if d else '-'}", age))
     return rows
 
 
 def run_status(root: str | Path, out: TextIO, factory=client_for) -> int:
     spec, _ = load(Path(root))
-    rows = [("DEPLOYMENT", "SPEC", "LIVE", "HEALTH", "REPLICAS", "AGE")] + status_rows(spec, factory)
+    notes: list[str] = []
+    rows = [("DEPLOYMENT", "SPEC", "LIVE", "HEALTH", "REPLICAS", "AGE")] + status_rows(spec, factory, notes)
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         out.write("  ".join(cell.ljust(w) for cell, w in zip(r, widths)).rstrip() + "\n")
+    if notes:
+        out.write("\nReplicas not ready (mlspec's readiness probe, as apply waits on it):\n"
+                  + "".join(f"  {line}\n" for line in notes))
     from mlspec.commands.rollout import rollout_lines
 
     moving = rollout_lines(spec, factory)

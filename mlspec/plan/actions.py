@@ -17,6 +17,7 @@ from typing import Any, Mapping, Sequence, Union
 from mlspec.plan.hashing import BuildInputs, build_hash
 from mlspec.plan.records import DELETE, SENSITIVE, Change
 from mlspec.spec.model import Analysis, Deployment, Resources, RolloutSpec, Step
+from mlspec.spec.units import duration_seconds
 
 
 @dataclass(frozen=True)
@@ -57,6 +58,30 @@ class Rollout:
     @property
     def target(self) -> str:
         return self.deployment.target
+
+
+def stepwise(actions) -> list[Rollout]:
+    """The rollouts that move traffic step by step: a canary or shadow replacing another version
+    (a first deploy, or new settings of the same version, take traffic the plain way)."""
+    return [a for a in actions if isinstance(a, Rollout) and a.deployment.rollout.strategy != "replace"
+            and a.verb == "replace" and a.stable not in (None, a.deployment.version)]
+
+
+def rollout_json(a: Rollout) -> dict[str, Any]:
+    """What a stepwise rollout will do, for ``plan --format json``: every step with its pause (as
+    written and in seconds) and the analysis limits that judge it."""
+    r = a.deployment.rollout
+    steps = ([{"weight": s.weight, "pause": s.pause, "pause_seconds": duration_seconds(s.pause)} for s in r.steps]
+             if r.strategy == "canary" else [])
+    an = None if r.analysis is None else {
+        "min_requests": r.analysis.min_requests, "max_wait": r.analysis.max_wait,
+        "max_wait_seconds": duration_seconds(r.analysis.max_wait), "max_error_rate": r.analysis.max_error_rate,
+        "max_latency_p95": r.analysis.max_latency_p95, "max_drift": r.analysis.max_drift,
+        "min_live_accuracy": r.analysis.min_live_accuracy}
+    return {"address": a.address, "target": a.target, "strategy": r.strategy, "version": a.deployment.version,
+            "stable": a.stable, "steps": steps, "duration": r.duration,
+            "duration_seconds": None if r.duration is None else duration_seconds(r.duration),
+            "min_requests": r.min_requests, "analysis": an}
 
 
 @dataclass(frozen=True)

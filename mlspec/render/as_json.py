@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 import re
 
+from mlspec.plan.actions import rollout_json, stepwise
 from mlspec.plan.records import Plan
 
 
 def render_json(plan: Plan) -> str:
-    text = json.dumps(plan.to_json(), indent=2, ensure_ascii=False) + "\n"
+    data = plan.to_json()
+    # Only when a rollout moves traffic step by step, so other plans keep their exact shape.
+    if rollouts := [rollout_json(a) for a in stepwise(plan.actions)]:
+        data["rollouts"] = rollouts
+    text = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     # JSON keeps non-ASCII text readable, but not the characters that are invisible or reorder
     # what a viewer shows (U+202E), nor U+2028/9, which end a line in JavaScript: they can only
     # stand inside strings here, where a \\u escape means the same character.

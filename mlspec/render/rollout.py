@@ -3,14 +3,12 @@ Only rollouts that move traffic step by step get a line: a replace shows as it a
 
 from __future__ import annotations
 
-from mlspec.plan.actions import Rollout
+from mlspec.plan.actions import Rollout, stepwise
 from mlspec.plan.records import Plan
 
 
 def rollout_lines(plan: Plan) -> dict[str, str]:
-    return {a.address: describe(a) for a in plan.actions
-            if isinstance(a, Rollout) and a.deployment.rollout.strategy != "replace" and a.verb == "replace"
-            and a.stable not in (None, a.deployment.version)}
+    return {a.address: describe(a) for a in stepwise(plan.actions)}
 
 
 def describe(a: Rollout) -> str:

@@ -88,3 +88,26 @@ def scores_of_a_changed_version() -> Plan:
 
 
 SCENARIOS["scores-of-a-changed-version"] = scores_of_a_changed_version
+
+
+def a_canary_and_a_shadow_replace_the_stable_versions() -> Plan:
+    """A canary with two judged steps and a shadow with no analysis, each replacing version 1.0.0:
+    the text and markdown show a rollout line, the JSON each step with its pause and limits."""
+    from tests.plan.helpers import PROJECT
+    from tests.plan.test_actions import builds_for
+
+    canary = ("    rollout: {strategy: canary, steps: [{weight: 10, pause: 5m}, {weight: 50, pause: 10m}],"
+              " analysis: {max_error_rate: 0.01, max_latency_p95: 250ms, min_requests: 200}}\n")
+    shadow = "    rollout: {strategy: shadow, duration: 30m, min_requests: 500}\n"
+    spec = make_spec({"churn": model_yaml(replicas=1, extra_deploy=canary),
+                      "fraud": model_yaml("fraud", port=18090, replicas=1, extra_deploy=shadow)},
+                     project=PROJECT + "monitoring: {prometheus_url: 'http://127.0.0.1:9090'}\n")
+    before = make_spec({"churn": model_yaml(version="1.0.0", replicas=1),
+                        "fraud": model_yaml("fraud", version="1.0.0", port=18090, replicas=1)})
+    churn, fraud = before.deployments
+    state = observed(*live(churn, tag("churn", "1.0.0")), *live(fraud, tag("fraud", "1.0.0")),
+                     images=[tag("churn", "1.0.0"), tag("fraud", "1.0.0")])
+    return plan(spec, state, tags_for(spec), {}, builds=builds_for(spec))
+
+
+SCENARIOS["a-canary-and-a-shadow-replace-the-stable-versions"] = a_canary_and_a_shadow_replace_the_stable_versions

@@ -13,6 +13,8 @@ from typing import Any, Mapping
 
 from mlspec import labels as L
 from mlspec.apply import secret_files
+from mlspec.apply.tunnel import GRPC_PORT_OFFSET
+from mlspec.state import secret_names
 from mlspec.errors import ApplyError
 from mlspec.plan.hashing import config_hash, deployment_labels, sha256_json
 from mlspec.spec.model import Deployment
@@ -22,7 +24,8 @@ SERVING_PORT = 8080
 PROXY_PORT = 8080
 UID = "10001:10001"  # matches the built-in template; used when an image would run as root
 PROXY_UID = "65534:65534"  # nobody: the proxy needs no files at all
-PROXY_SOURCE = (Path(__file__).resolve().parent / "proxy.py").read_text()
+# The front is one program: the gRPC passthrough's source, then the HTTP proxy's (which uses it).
+PROXY_SOURCE = "\n".join((Path(__file__).resolve().parent / f).read_text() for f in ("tunnel.py", "proxy.py"))
 PROXY_MEMORY = "64m"
 
 
@@ -100,6 +103,11 @@ def proxy_labels(r: Rollout, chash: str) -> dict[str, str]:
             L.ROLE: "proxy"}
 
 
+def route_entry(d: Deployment, backends) -> dict[str, Any]:
+    """A deployment's entry in its front's table: published ports, backend (HTTP) ports."""
+    return {"port": d.port, "backends": sorted(backends), **({"grpc_port": d.grpc_port} if d.grpc_port else {})}
+
+
 def resolve_secrets(d: Deployment, env: Mapping[str, str] | None = None) -> dict[str, str]:
     """Secret values from the applying host's environment; a missing one names the variable."""
     env = os.environ if env is None else env
@@ -116,16 +124,19 @@ def hardening(user: str) -> dict[str, Any]:
             "restart_policy": {"Name": "unless-stopped"}}
 
 
-def model_create_args(r: Rollout, image_user: str, pod_id: str, port: int) -> dict[str, Any]:
+def model_create_args(r: Rollout, image_user: str, pod_id: str, port: int, sealed: str | None = None) -> dict[str, Any]:
     """A model container in its target's pod: the pod's network namespace, its own port there.
     Secrets appear only as file paths (``NAME_FILE``): their values are written after the start
-    (mlspec/apply/secret_files.py), never given to the engine at create time."""
+    (mlspec/apply/secret_files.py), never given to the engine at create time; ``sealed`` is the
+    salted digests that tell a later plan a value changed (mlspec/state/secret_names.py)."""
     d = r.deployment
     root = image_user in ("", "0", "root") or image_user.startswith(("0:", "root:"))
     user = UID if root else image_user
+    labels = model_labels(r) | {L.SERVING_PORT: str(port)} | ({secret_names.SEALED: sealed} if sealed else {})
     args: dict[str, Any] = {
-        "image": r.image, "name": model_name(r), "labels": model_labels(r) | {L.SERVING_PORT: str(port)},
-        "environment": {**d.env, **secret_files.env(d.secrets), "MLSPEC_PORT": str(port)},
+        "image": r.image, "name": model_name(r), "labels": labels,
+        "environment": {**d.env, **secret_files.env(d.secrets), "MLSPEC_PORT": str(port),
+                        **({"MLSPEC_GRPC_PORT": str(port + GRPC_PORT_OFFSET)} if d.grpc_port else {})},
         "network_mode": f"container:{pod_id}", "detach": True, **hardening(user),
     }
     if d.secrets:

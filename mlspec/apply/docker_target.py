@@ -37,6 +37,7 @@ from mlspec.apply import canary, readiness, secret_files
 from mlspec.apply.containers import Rollout
 from mlspec.apply.infra import Infra, ensure_image, serving_port, stop_and_remove
 from mlspec.errors import ApplyError
+from mlspec.state import secret_names
 from mlspec.state.docker_reader import secrets_lost, time_key
 
 Log = Callable[[str], None]
@@ -88,7 +89,7 @@ class DockerTarget:
             d = r.deployment
             if d.name not in infra.deployed and d.name not in infra.table.routes:
                 self._planned[d.name] = [infra.allocate() for _ in range(d.replicas)]
-                entries[d.name] = {"port": d.port, "backends": sorted(self._planned[d.name])}
+                entries[d.name] = C.route_entry(d, self._planned[d.name])
         self._refused.update(infra.table.route(entries) if entries else {})
 
     # -- public ------------------------------------------------------------------------------
@@ -97,6 +98,7 @@ class DockerTarget:
         """Converge one deployment to ``r``: create, scale, or replace with zero downtime."""
         d = r.deployment
         infra = self.infra.ensure()
+        infra.table.grpc_ports[d.name] = d.grpc_port  # for the entries a canary's steps write
         if d.name in self._refused:
             raise ApplyError(f"{d.address}: {self._refused.pop(d.name)}")
         live = self.infra.containers("model", d.name)
@@ -106,6 +108,13 @@ class DockerTarget:
         # Secrets not (or no longer) files: the container is replaced like an old version, after
         # the new one is ready (an older mlspec's still serves; see secrets_lost).
         lost = [c for c in live if C.identity(c.labels) == want and secrets_lost(c.attrs)]
+        # ... and so are containers holding a secret whose value on this host has changed since.
+        values = secret_names.host_values(d.secrets)
+        rotated = [c for c in live if C.identity(c.labels) == want and c not in lost
+                   and secret_names.changed(c.labels.get(secret_names.SEALED), values)]
+        if rotated:
+            self.log(f"{d.address}: replacing {len(rotated)} container(s) (a secret's value changed)")
+        lost += rotated
         keep = [c for c in live if C.identity(c.labels) == want and infra.serving(c, d.name) and c not in lost]
         leftovers = [c for c in live if C.identity(c.labels) == want and c not in keep + lost]
         old = [c for c in live if C.identity(c.labels) != want] + lost
@@ -115,7 +124,7 @@ class DockerTarget:
         if fresh and (self.wait or old or keep):
             self._await_ready(r, fresh, keep=old or keep)
         self._stop(infra.legacy.pop(d.name, []), "per-deployment front of an older mlspec")
-        entry = {"port": d.port, "backends": sorted(serving_port(c) for c in keep + fresh if c not in retire)}
+        entry = C.route_entry(d, (serving_port(c) for c in keep + fresh if c not in retire))
         if infra.table.routes.get(d.name) != entry:
             refused = infra.table.route({d.name: entry}).get(d.name)
             if refused:
@@ -142,10 +151,11 @@ class DockerTarget:
         ensure_image(self.client, r.image, self.log)
         user = self.client.images.get(r.image).attrs["Config"].get("User") or ""
         ports = ports[:n] + [self.infra.allocate() for _ in range(n - len(ports))]
+        sealed = secret_names.seal(values) if values else None
         started = []
         try:
             for port in ports:
-                c = self.client.containers.create(**C.model_create_args(r, user, self.infra.pod.id, port))
+                c = self.client.containers.create(**C.model_create_args(r, user, self.infra.pod.id, port, sealed))
                 started.append(c)
                 c.start()
                 secret_files.deliver(self.client, c, values, r.deployment.address)

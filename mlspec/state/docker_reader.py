@@ -118,6 +118,8 @@ def container_record(attrs: Mapping[str, Any]) -> Container:
         created=attrs.get("Created", ""),
         memory=host.get("Memory") or None,
         cpus=(host.get("NanoCpus") or 0) / 1e9 or None,
+        stale_secrets=secret_names.changed(labels.get(secret_names.SEALED),
+                                           secret_names.host_values(_label_json(labels).get("secrets") or {})),
     )
 
 

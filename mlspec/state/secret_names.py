@@ -1,20 +1,28 @@
-"""How a swarm deployment's Docker secret objects are named: shared by the applier, which makes
-them (mlspec/apply/swarm_secrets.py), and the reader, which tells a plan when a value changed.
+"""How mlspec knows a secret's value changed without keeping the value: shared by the appliers,
+which seal it (mlspec/apply/swarm_secrets.py, mlspec/apply/containers.py), and the reader, which
+tells a plan when the applying host's value is no longer the one a deployment runs with.
 
-An object's name ends in a salted scrypt digest of its value and the random salt is a label, so
-whether the applying host's value is still the one in the object can be decided without the value
-ever leaving the host: memory-hard and salted, so a reader of the engine's API cannot guess a
-short value from the name the way it could from a plain hash.
+On swarm, a Docker secret object's name ends in a salted scrypt digest of its value and the random
+salt is a label; on a docker target, a model container's SEALED label holds, per secret, a random
+salt and the digest. Either way the value never leaves the host: memory-hard and salted, so a
+reader of the engine's API cannot guess a short value from the digest the way it could from a
+plain hash.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
+import os
+from typing import Mapping
 
 SECRET = "io.mlspec.secret"  # the name inside the container (NAME of NAME_FILE)
 SALT = "io.mlspec.secret-salt"  # 16 random bytes, hex
+SEALED = "io.mlspec.secret-digests"  # docker target: {"NAME": "<salt hex>:<digest hex>"}, JSON
 
 
+@functools.lru_cache(maxsize=256)  # one plan reads every replica of a deployment: one scrypt per value
 def digest(value: str, salt: str) -> str:
     return hashlib.scrypt(value.encode(), salt=bytes.fromhex(salt), n=2**14, r=8, p=1, dklen=16).hex()
 
@@ -34,3 +42,41 @@ def holds(obj_name: str, labels: dict, project: str, target: str, deployment: st
         return obj_name == object_name(project, target, deployment, name, digest(value, salt))
     except ValueError:  # a salt that is not hex: not one of ours
         return False
+
+
+def seal(values: Mapping[str, str]) -> str:
+    """The SEALED label of a container given ``values`` (secret name -> value): a salt of its own
+    per secret, so two containers (or two secrets) with one value do not show it."""
+    out = {}
+    for name, value in sorted(values.items()):
+        salt = os.urandom(16).hex()
+        out[name] = f"{salt}:{digest(value, salt)}"
+    return json.dumps(out, sort_keys=True, separators=(",", ":"))
+
+
+def host_values(refs: Mapping[str, str], env: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Secret name -> value on the applying host, for the ``refs`` (name -> variable) that are set."""
+    env = os.environ if env is None else env
+    return {name: env[var] for name, var in refs.items() if var in env}
+
+
+def changed(label: str | None, values: Mapping[str, str]) -> tuple[str, ...]:
+    """The secrets whose value in ``values`` is not the one sealed in ``label``. A container
+    without the label (an older mlspec's) or a secret without a value here is not judged."""
+    try:
+        sealed = json.loads(label or "{}")
+    except ValueError:
+        return ()
+    if not isinstance(sealed, dict):
+        return ()
+    out = []
+    for name, value in sorted(values.items()):
+        salt, _, want = str(sealed.get(name, "")).partition(":")
+        if len(salt) != 32 or not want:
+            continue
+        try:
+            if digest(value, salt) != want:
+                out.append(name)
+        except ValueError:  # a salt that is not hex: not ours
+            continue
+    return tuple(out)

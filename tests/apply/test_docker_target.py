@@ -140,6 +140,31 @@ def test_a_container_restarted_by_the_engine_lost_its_secrets_and_the_next_deplo
     assert infer(rollout.port, ROW)["model_version"] == "1.1.0"
 
 
+def test_a_changed_secret_value_is_seen_by_the_plan_and_the_next_deploy_rotates_it(
+        engine, target, rollout, quickstart, monkeypatch):
+    from mlspec.state.docker_reader import read_target
+
+    def seen():
+        [c] = [c for c in read_target(r.project, quickstart.project.target("local")).containers if c.role == "model"]
+        return c
+
+    r = rollout("1.1.0")
+    target.deploy(r)
+    [before] = models(engine, r.project)
+    assert seen().stale_secrets == ()
+    rotated = "planted-" + secrets.token_hex(8)
+    monkeypatch.setenv("CHURN_API_KEY", rotated)
+    assert seen().stale_secrets == ("API_KEY",)  # what the plan shows as a replace
+    target.deploy(r)
+    [after] = models(engine, r.project)
+    assert after.id != before.id and read_secret(after) == rotated
+    assert "(a secret's value changed)" in "\n".join(target.lines)
+    assert seen().stale_secrets == ()
+    assert infer(rollout.port, ROW)["model_version"] == "1.1.0"
+    view = engine_view(engine, r.project, (r.image,))
+    assert rotated not in view and SECRET not in view  # the label holds salted digests only
+
+
 def test_a_container_with_its_secret_in_the_environment_is_replaced_without_failing_a_request(
         engine, target, rollout):
     # As an older mlspec left it: the same config hash, the value in Config.Env, in rotation.

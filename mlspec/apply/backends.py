@@ -55,7 +55,7 @@ class DockerImages:
             pass
         if self.spec.project.registry and push.image_exists(self.client, tag, in_registry=True):
             try:
-                self.client.images.pull(tag)
+                self.client.images.pull(tag, auth_config=push.auth_from_env())
                 return True
             except docker.errors.APIError:
                 return False

@@ -70,12 +70,14 @@ class RegistryCache:
 
         import docker.errors
 
+        from mlspec.apply.push import auth_from_env  # the pair apply pushes with, when set
+
         tag = self._tag(model, key)
         try:
             try:
                 image = self.client.images.get(tag)
             except docker.errors.ImageNotFound:
-                image = self.client.images.pull(tag)
+                image = self.client.images.pull(tag, auth_config=auth_from_env())
             value = json.loads(base64.b64decode(image.labels[RESULT_LABEL]))
         except (docker.errors.APIError, KeyError, ValueError, TypeError):
             return None
@@ -94,6 +96,8 @@ class RegistryCache:
 
         import docker.errors
 
+        from mlspec.apply.push import auth_from_env
+
         tag = self._tag(model, key)
         repo, _, ref = tag.rpartition(":")
         empty = io.BytesIO()
@@ -102,7 +106,7 @@ class RegistryCache:
         try:
             self.client.api.import_image_from_data(empty.getvalue(), repository=repo, tag=ref,
                                                    changes=[f"LABEL {RESULT_LABEL}={label}"])
-            for line in self.client.api.push(repo, tag=ref, stream=True, decode=True):
+            for line in self.client.api.push(repo, tag=ref, stream=True, decode=True, auth_config=auth_from_env()):
                 if "error" in line:
                     return
         except docker.errors.APIError:

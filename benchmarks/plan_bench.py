@@ -8,9 +8,11 @@ labels apply stamps, so the docker reader does its real list call. Without an en
 the time libyaml (the fastest parser the loader uses) takes to parse the same YAML files and do
 nothing else. Target (issue 3): plan under 1 s wall on a 2-core machine.
 
-Three plan figures: the first run_plan in this process (what a CLI run pays after its imports),
-the median of the runs after it (templates compiled, artifact digests cached), and the `mlspec
-plan` command itself as a fresh process (interpreter start and imports included).
+Plan figures: the first run_plan in this process (what a CLI run pays after its imports), the
+median of the runs after it (templates compiled, artifact digests cached), and the `mlspec plan`
+command itself as a fresh process (interpreter start and imports included): its first run in the
+repo, which validates and generates everything, and then the runs that find the repo unchanged
+and reuse what the first one remembered (mlspec/spec/memo.py) — the headline, against goal <= 3x.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import argparse
 import hashlib
 import io
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -105,8 +108,8 @@ class NoEngine:
         list = staticmethod(lambda **kw: [])
 
 
-def cli_plan(root: Path) -> float:
-    env = {**os.environ, "NO_COLOR": "1"}
+def cli_plan(root: Path, cache: Path) -> float:
+    env = {**os.environ, "NO_COLOR": "1", "XDG_CACHE_HOME": str(cache)}
     t = time.perf_counter()
     subprocess.run([sys.executable, "-m", "mlspec.cli", "plan", "--no-color"], cwd=root, env=env, check=True,
                    stdout=subprocess.DEVNULL)
@@ -147,7 +150,14 @@ def main() -> int:
             # First, as a CLI run would: nothing compiled or cached yet in this process.
             first, _ = timed(lambda: cmd.run_plan(root, out_stream=io.StringIO(), factory=factory), 1)
             total, _ = timed(lambda: cmd.run_plan(root, out_stream=io.StringIO(), factory=factory), args.runs)
-            cli = statistics.median(cli_plan(root) for _ in range(args.cli_runs)) if client and args.cli_runs else None
+            cli_first = cli = None
+            if client and args.cli_runs:
+                # The first run validates the spec and remembers it (mlspec/spec/memo.py); the
+                # later ones find the repo unchanged, as a second plan in CI or at review does.
+                cache = Path(tmp) / "cache"
+                cli_first = cli_plan(root, cache)
+                cli = statistics.median(cli_plan(root, cache) for _ in range(args.cli_runs))
+                shutil.rmtree(cache, ignore_errors=True)
             texts, _ = read_repo(root)
             floor_name, parse = floor_parser()
             with fastyaml.gc_paused():  # as the loader parses: no cyclic GC pauses
@@ -175,8 +185,10 @@ def main() -> int:
     print(f"  plan, first run in process {first * 1000:11.1f} ms   {first / floor:5.1f}x the floor   (target < 1000 ms)")
     print(f"  plan, later runs           {total * 1000:11.1f} ms   {total / floor:5.1f}x the floor")
     if cli is not None:
-        print(f"  mlspec plan, new process   {cli * 1000:11.1f} ms   {cli / floor:5.1f}x the floor   "
-              f"(median of {args.cli_runs}; interpreter and imports included)")
+        print(f"  mlspec plan, new process   {cli * 1000:11.1f} ms   {cli / floor:5.1f}x the floor   (goal <= 3x; "
+              f"median of {args.cli_runs}, repo unchanged since the last plan; interpreter and imports included)")
+        print(f"  mlspec plan, first run     {cli_first * 1000:11.1f} ms   {cli_first / floor:5.1f}x the floor   "
+              "(validates and generates everything, remembers it)")
     for name, t in (("load + validate spec", load_t), ("build inputs", builds_t), ("generate monitoring", gen_t),
                     ("observe (docker, images, files)", obs_t), ("plan (pure)", plan_t), ("render text", render_t)):
         print(f"    {name:<30}{t * 1000:8.1f} ms")

@@ -274,6 +274,9 @@ _register_subcommands()
 
 
 def run() -> None:
+    from mlspec.spec import memo
+
+    memo.enable()  # the command line remembers a validated spec between runs; the library does not
     main(prog_name="mlspec")
 
 

@@ -4,24 +4,21 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Mapping
 
-import docker
-
-from mlspec.apply.applier import Backends, Log
-from mlspec.apply.backends import DockerEngineTarget, DockerImages
-from mlspec.apply.base_image import resolve_base_image
-from mlspec.apply.eval_cache import LocalCache, RegistryCache
-from mlspec.apply.front_image import registry_front_image
-from mlspec.apply.gates import ImageGates
-from mlspec.plan.hashing import build_hash, image_tag
-from mlspec.apply.swarm_target import SwarmTarget
 from mlspec.errors import ApplyError
-from mlspec.generate import write_files
-from mlspec.generate.files import remove_files
+from mlspec.plan.hashing import build_hash, image_tag
 from mlspec.spec.model import Spec, Target
 
-ClientFor = Callable[[Target], docker.DockerClient]
+if TYPE_CHECKING:  # the backends load when there is something to apply: a no-op apply needs only Engines
+    import docker
+
+    from mlspec.apply.applier import Backends, Log
+    from mlspec.apply.backends import DockerEngineTarget, DockerImages
+    from mlspec.apply.gates import ImageGates
+    from mlspec.apply.swarm_target import SwarmTarget
+
+ClientFor = Callable[[Target], "docker.DockerClient"]
 LOCAL = Target("", "docker", None, False)  # the engine images are built on before a push
 
 
@@ -45,12 +42,16 @@ class Engines:
         with self._lock:
             key = target or ""
             if key not in self._bases:
+                from mlspec.apply.base_image import resolve_base_image
+
                 self._bases[key] = resolve_base_image(self.client(target), self.spec.project.base_image)
             return self._bases[key]
 
 
 def local_images(spec: Spec, engines: Engines, commit: str = "") -> Callable[[str | None], DockerImages]:
     """One DockerImages per engine (None: the build engine), made on first use."""
+    from mlspec.apply.backends import DockerImages
+
     images: dict[str, DockerImages] = {}
     guard = threading.Lock()
 
@@ -65,6 +66,8 @@ def local_images(spec: Spec, engines: Engines, commit: str = "") -> Callable[[st
 
 def image_gates(spec: Spec, engines: Engines, images_for: Callable[[str | None], DockerImages], log: Log) -> ImageGates:
     """Gates that score each version inside its image, building (never pushing) what is missing."""
+    from mlspec.apply.eval_cache import LocalCache, RegistryCache
+    from mlspec.apply.gates import ImageGates
     from mlspec.state.build_inputs import DiskSource, gather
 
     source = DiskSource(spec.root)
@@ -99,13 +102,22 @@ class RepoFiles:
         self.root = root
 
     def write(self, files: Mapping[str, str]) -> list[str]:
+        from mlspec.generate.files import write_files
+
         return write_files(self.root, dict(files))
 
     def delete(self, paths: list[str]) -> None:
+        from mlspec.generate.files import remove_files
+
         remove_files(self.root, paths)  # through the writers' one path guard
 
 
 def real_backends(spec: Spec, engines: Engines, log: Log, commit: str = "", wait: bool = True) -> Backends:
+    from mlspec.apply.applier import Backends
+    from mlspec.apply.backends import DockerEngineTarget
+    from mlspec.apply.front_image import registry_front_image
+    from mlspec.apply.swarm_target import SwarmTarget
+
     targets: dict[str, DockerEngineTarget] = {}
     guard = threading.Lock()
     images_for = local_images(spec, engines, commit)

@@ -14,8 +14,7 @@ from pathlib import Path
 from typing import Callable, Iterable, TextIO
 
 from mlspec.apply import lock as locks
-from mlspec.apply.applier import Applier
-from mlspec.apply.wiring import Engines, real_backends
+from mlspec.apply.wiring import Engines
 from mlspec.commands.plan import _options, live_plan, load, render, use_color
 from mlspec.errors import MlspecError
 from mlspec.plan.actions import with_secret_refs
@@ -122,6 +121,9 @@ def run_apply(root: str | Path, opts: ApplyOptions, *, out: TextIO, stdin: TextI
 
 
 def _execute(spec: Spec, builds, plan: Plan, engines: Engines, opts: ApplyOptions, log, out: TextIO) -> int:
+    from mlspec.apply.applier import Applier  # the builder, gates and rollouts: only with changes to make
+    from mlspec.apply.wiring import real_backends
+
     commit = head_commit(spec.root)
     backends = real_backends(spec, engines, log, commit, wait=opts.wait)
     result = Applier(spec.project.name, backends, parallelism=opts.parallelism, log=log, commit=commit).apply(plan)

@@ -23,9 +23,10 @@ from mlspec.plan.saved import SavedPlan, observed_fingerprint, save_plan, spec_d
 from mlspec.render.as_json import render_json
 from mlspec.render.markdown import render_markdown
 from mlspec.render.text import render_text
-from mlspec.spec import load_texts, read_repo
+from mlspec.spec import load_texts, memo, read_repo
 from mlspec.spec.model import Spec
-from mlspec.state.build_inputs import DiskSource, Recipe, desired_builds, desired_images
+from mlspec.state.build_inputs import (DiskSource, Recipe, default_recipe, deployed_versions, desired_builds,
+                                      desired_images)
 from mlspec.state.docker_reader import ClientFactory, client_for
 from mlspec.state.observe import observe
 from mlspec.state.observed import Observed
@@ -37,17 +38,31 @@ Generate = Callable[[Spec], Mapping[str, str]]
 def load(root: Path) -> tuple[Spec, dict[str, str]]:
     """The working-tree spec and its file texts (for the saved plan's spec digest)."""
     texts, problems = read_repo(root)
+    spec = None if problems else memo.recall(root, texts)
+    if spec is None:
+        spec = _validate(root, texts, problems)
+    # As validate and generate do: custom expressions through promtool's parser when installed.
+    if any(a.kind == "custom" for m in spec.models for a in m.alerts):
+        from mlspec.generate.exprcheck import check_exprs
+
+        check_exprs(spec)
+    return spec, texts
+
+
+def _validate(root: Path, texts: dict[str, str], problems: list[SpecProblem]) -> Spec:
+    from mlspec.spec import checks
+
+    checks.touched = []
     try:
         spec = load_texts(texts, root, check_files=True)
     except SpecError as e:
         raise SpecError(problems + e.problems) from None
+    finally:
+        touched, checks.touched = checks.touched, None
     if problems:
         raise SpecError(problems)
-    # As validate and generate do: custom expressions through promtool's parser when installed.
-    from mlspec.generate.exprcheck import check_exprs
-
-    check_exprs(spec)
-    return spec, texts
+    memo.remember(root, texts, spec, touched)
+    return spec
 
 
 def use_color(stream: TextIO, color: bool | None) -> bool:
@@ -78,7 +93,11 @@ def _options(spec: Spec, models: Iterable[str], targets: Iterable[str], prune: b
 
 
 def _default_generate() -> Generate:
-    from mlspec.generate import generate
+    def generate(spec: Spec, **kwargs) -> Mapping[str, str]:
+        from mlspec.generate import generate as make
+
+        # Only the working tree's own files are remembered (a base ref's reads its datasets at the ref).
+        return make(spec, **kwargs) if kwargs else memo.derived(spec, "files", lambda s: dict(make(s)))
 
     return generate
 
@@ -108,6 +127,22 @@ def pr_plan(root: Path, spec: Spec, base: str, options: PlanOptions, recipe: Rec
     return result
 
 
+def _remembered_recipe(spec: Spec) -> Recipe:
+    """The built-in Dockerfiles of the deployed versions as rendered when the spec last validated
+    (mlspec/spec/memo.py): the same texts without loading Jinja2 and the image builder."""
+    def render_all(s: Spec) -> dict[tuple[str, str], str]:
+        render = default_recipe()
+        return {(m.name, v.version): render(s, m, v) for m, v in deployed_versions(s) if m.build is None}
+
+    made = memo.derived(spec, "dockerfiles", render_all)
+
+    def recipe(s: Spec, model, version) -> str:
+        text = made.get((model.name, version.version)) if s is spec else None
+        return text if text is not None else default_recipe()(s, model, version)
+
+    return recipe
+
+
 @dataclass(frozen=True)
 class LivePlan:
     """A plan of live state with what it was made from (apply needs the builds; --out the rest)."""
@@ -119,7 +154,7 @@ class LivePlan:
 
 def live_plan(spec: Spec, options: PlanOptions, *, refresh: bool = True, recipe: Recipe | None = None,
               generate: Generate | None = None, factory: ClientFactory = client_for) -> LivePlan:
-    builds = desired_builds(spec, source=DiskSource(spec.root), recipe=recipe)
+    builds = desired_builds(spec, source=DiskSource(spec.root), recipe=recipe or _remembered_recipe(spec))
     tags = desired_images(spec, builds)
     files = dict((generate or _default_generate())(spec))
     observed = observe(spec, tags, files, refresh=refresh, targets=options.targets, factory=factory)

@@ -7,21 +7,30 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from mlspec.generate.alertmanager import alertmanager_yml
-from mlspec.generate.baseline import BaselineError, deployed_baselines
-from mlspec.generate.checks import check_custom_exprs, spec_problems
-from mlspec.generate.common import HEADER, GenerateError, environment
-from mlspec.generate.files import stale_files, write_files
-from mlspec.generate.grafana import dashboard_jsons, provisioning
-from mlspec.generate.prometheus import prometheus_yml, targets_files
-from mlspec.generate.promtests import test_file
-from mlspec.generate.rules import model_rules, render_rules
-from mlspec.spec.model import Spec
+if TYPE_CHECKING:
+    from mlspec.spec.model import Spec
+
+# The generators (Jinja2, ruamel) load when something is generated: a plan that reuses the files
+# it generated last time (mlspec/spec/memo.py) reads files back without them.
+_LAZY = {"HEADER": "mlspec.generate.header", "GenerateError": "mlspec.generate.common",
+         "check_custom_exprs": "mlspec.generate.checks", "stale_files": "mlspec.generate.files",
+         "write_files": "mlspec.generate.files"}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    return getattr(importlib.import_module(_LAZY[name]), name)
 
 
 def _baselines(spec: Spec, read: Callable[[str], bytes]) -> dict:
+    from mlspec.generate.baseline import BaselineError, deployed_baselines
+    from mlspec.generate.common import GenerateError
+
     try:
         return deployed_baselines(spec, read)
     except (BaselineError, OSError) as e:
@@ -34,6 +43,14 @@ def generate(spec: Spec, *, read: Callable[[str], bytes] | None = None) -> dict[
     """Every monitoring file, keyed by repo-relative path, in sorted order. Deterministic; no I/O but
     templates and ``read`` (repo files by path, the working tree by default: the pinned evaluation
     datasets the drift baselines come from)."""
+    from mlspec.generate.alertmanager import alertmanager_yml
+    from mlspec.generate.checks import spec_problems
+    from mlspec.generate.common import GenerateError, environment
+    from mlspec.generate.grafana import dashboard_jsons, provisioning
+    from mlspec.generate.prometheus import prometheus_yml, targets_files
+    from mlspec.generate.promtests import test_file
+    from mlspec.generate.rules import model_rules, render_rules
+
     problems = spec_problems(spec)
     if problems:
         raise GenerateError(problems)

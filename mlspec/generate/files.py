@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from mlspec.generate.common import HEADER
+from mlspec.generate.header import HEADER
 from mlspec.safepath import UnsafePath, guarded, guarded_all  # noqa: F401 - UnsafePath: part of this module's API
 
 TARGETS_DIR = "prometheus/targets/"  # JSON file_sd files cannot carry a header: the folder is ours

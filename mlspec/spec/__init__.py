@@ -7,14 +7,13 @@ import stat
 from pathlib import Path
 from typing import Mapping
 
+from typing import TYPE_CHECKING
+
 from mlspec.errors import SpecError, SpecProblem
-from mlspec.spec.build import build_model, build_project
-from mlspec.spec.checks import alert_name, check_across, check_model, check_project
-from mlspec.spec.fastyaml import gc_paused
-from mlspec.spec.loader import load_document, read_text
-from mlspec.spec.model import Spec
-from mlspec.spec.rollout import check_model_rollout, check_project_rollout
-from mlspec.spec.values import check_alert_names_across, check_model_values, check_project_values
+from mlspec.spec.texts import read_text
+
+if TYPE_CHECKING:
+    from mlspec.spec.model import Spec
 
 PROJECT_FILE = "mlspec.yaml"
 MODELS_DIR = "models"
@@ -59,11 +58,22 @@ def _not_a_file(path: Path) -> str | None:
 
 def load_texts(texts: Mapping[str, str], root: Path, *, check_files: bool = True) -> Spec:
     """Validate spec file texts (from disk or from a git ref); ``check_files`` checks paths and digests under ``root``."""
+    from mlspec.spec.fastyaml import gc_paused
+
     with gc_paused():
         return _load_texts(texts, root, check_files)
 
 
 def _load_texts(texts: Mapping[str, str], root: Path, check_files: bool) -> Spec:
+    # Here, not at the top: reading the spec's texts (to learn it did not change) needs none of
+    # the YAML composer, pydantic's wire models or the checks.
+    from mlspec.spec.build import build_model, build_project
+    from mlspec.spec.checks import alert_name, check_across, check_model, check_project
+    from mlspec.spec.loader import load_document
+    from mlspec.spec.model import Spec
+    from mlspec.spec.rollout import check_model_rollout, check_project_rollout
+    from mlspec.spec.values import check_alert_names_across, check_model_values, check_project_values
+
     problems: list[SpecProblem] = []
     project_doc = None
     if PROJECT_FILE in texts:

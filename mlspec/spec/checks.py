@@ -55,6 +55,9 @@ def _realpath(root: str) -> str:
 
 
 _digests: dict[tuple[str, int, int, int, int], str] = {}
+# A list while mlspec/spec/memo.py records which files a spec's validity rests on: every path the
+# checks below looked at (a pinned file's digest is then known from the same stat fields).
+touched: list[str] | None = None
 
 
 def sha256_file(path: Path) -> str:
@@ -80,6 +83,8 @@ def _path(doc: Document, root: Path | None, loc: tuple, rel: str, *, kind: str =
     if why:
         yield doc.at(loc, why)
         return
+    if touched is not None:
+        touched.append(os.fspath(full))
     try:
         if kind == "file" and not full.is_file():
             yield doc.at(loc, "file not found" if not full.exists() else "is not a file")

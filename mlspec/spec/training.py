@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping
 
-from mlspec.spec import wire as w
 from mlspec.spec.units import duration_seconds
+
+if TYPE_CHECKING:  # the records load (from mlspec/spec/memo.py's store too) without pydantic
+    from mlspec.spec import wire as w
 
 DEFAULT_MEMORY = "2g"
 
@@ -81,6 +83,8 @@ def build_training(doc: w.ModelDoc) -> Training | None:
     t = doc.training
     if t is None:
         return None
+    from mlspec.spec import wire as w
+
     res = t.resources or w.EvalResources()
     # Merged over the model's, as a version's runtime is: a training adds packages (pandas), the
     # ones the artifact is served with stay the same.

@@ -12,7 +12,6 @@ import re
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BeforeValidator, Field
 
 NAME_RE = r"^[a-z][a-z0-9-]{0,62}$"
 VERSION_RE = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?$"
@@ -58,6 +57,8 @@ def _not_a_number(what: str, hint: str = ""):
             raise ValueError(f"must be {what}{hint}")
         return value
 
+    from pydantic import BeforeValidator
+
     return BeforeValidator(check)
 
 
@@ -65,6 +66,8 @@ def _text(pattern: str, what: str, number_hint: str | None = None) -> Any:
     """A str that must match ``pattern``: the pattern goes into the JSON Schema for editors, the
     check gives one sentence saying what is wanted. ``number_hint`` (when given) turns a YAML
     number in its place into that sentence instead of pydantic's "must be a string"."""
+    from pydantic import AfterValidator, Field
+
     parts: list[Any] = [Field(json_schema_extra={"pattern": pattern}), AfterValidator(_matches(pattern, what))]
     if number_hint is not None:
         parts.insert(0, _not_a_number(what, number_hint))
@@ -103,32 +106,51 @@ def _positive_size(value: str) -> str:
     return value
 
 
-Name = _text(NAME_RE, "a name: lowercase letters, digits and '-', starting with a letter, at most 63 characters")
-Version = Annotated[_text(VERSION_RE, "a semantic version such as 1.2.0", " (unquoted, YAML reads 1.0 as a number)"),
-                    AfterValidator(_version_length)]
-Duration = Annotated[_text(DURATION_RE, "a duration such as 250ms, 30s, 5m, 1h or 30d (largest unit first)", ""),
-                     AfterValidator(_duration_range)]
-Size = Annotated[_text(SIZE_RE, "a size such as 512m or 2g (units b, k, m, g)", ""), AfterValidator(_positive_size)]
 # PEP 508 names: a name starting with '-' would reach `pip download` as an option.
 PACKAGE_RE = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
-PackageName = _text(PACKAGE_RE, "a Python package name such as scikit-learn (letters, digits, '.', '_', '-'; starting and ending with a letter or digit)")
 # Docker's reference grammar (host[:port] then lowercase path components), upper case refused.
 REGISTRY_RE = (r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*(:[0-9]{1,5})?"
                r"(/[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*)*$")
-Registry = _text(REGISTRY_RE, "an image registry such as 127.0.0.1:5000/team: lowercase host[:port][/path], no spaces")
 # An image reference as Docker reads one (it goes into a Dockerfile's FROM line: a newline there
 # would add instructions of its own).
 IMAGE_RE = (REGISTRY_RE[:-1] + r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
-ImageRef = _text(IMAGE_RE, "an image reference such as python:3.11-slim or registry:5000/base@sha256:<digest>")
-Comparison = _text(COMPARISON_RE, 'a comparison such as ">= 0.90" (operators >=, <=, >, <, ==)', "")
-Sha256 = _text(SHA256_RE, "a sha256 digest: 64 lowercase hex characters", "; quote it (unquoted, YAML reads it as a number)")
-EnvName = _text(ENV_NAME_RE, "an environment variable name")
 ALERT_NAME_RE = r"^[A-Za-z][A-Za-z0-9_]*$"
-AlertName = _text(ALERT_NAME_RE, "an alert name: letters, digits and '_', starting with a letter")
 METRIC_NAME_RE = r"^[a-z][a-z0-9_]{0,62}$"
-MetricName = _text(METRIC_NAME_RE, "a metric name: lowercase letters, digits and '_', starting with a letter")
-# A package pin: one exact version, never a range (a pickle loads only under the version that wrote it).
-Pin = _text(r"^[^<>=!~*,\s]+$", "one exact version, such as 1.5.2, not a range")
+
+
+@functools.lru_cache(maxsize=1)
+def _types() -> dict[str, Any]:
+    """The wire format's checked string types (pydantic annotations), made on first use: the
+    planner and generators import this module for its pure helpers and should not load pydantic."""
+    from pydantic import AfterValidator
+
+    return {
+        "Name": _text(NAME_RE, "a name: lowercase letters, digits and '-', starting with a letter, at most 63 characters"),
+        "Version": Annotated[_text(VERSION_RE, "a semantic version such as 1.2.0", " (unquoted, YAML reads 1.0 as a number)"),
+                             AfterValidator(_version_length)],
+        "Duration": Annotated[_text(DURATION_RE, "a duration such as 250ms, 30s, 5m, 1h or 30d (largest unit first)", ""),
+                              AfterValidator(_duration_range)],
+        "Size": Annotated[_text(SIZE_RE, "a size such as 512m or 2g (units b, k, m, g)", ""), AfterValidator(_positive_size)],
+        "PackageName": _text(PACKAGE_RE, "a Python package name such as scikit-learn (letters, digits, '.', '_', '-'; starting and ending with a letter or digit)"),
+        "Registry": _text(REGISTRY_RE, "an image registry such as 127.0.0.1:5000/team: lowercase host[:port][/path], no spaces"),
+        "ImageRef": _text(IMAGE_RE, "an image reference such as python:3.11-slim or registry:5000/base@sha256:<digest>"),
+        "Comparison": _text(COMPARISON_RE, 'a comparison such as ">= 0.90" (operators >=, <=, >, <, ==)', ""),
+        "Sha256": _text(SHA256_RE, "a sha256 digest: 64 lowercase hex characters", "; quote it (unquoted, YAML reads it as a number)"),
+        "EnvName": _text(ENV_NAME_RE, "an environment variable name"),
+        "AlertName": _text(ALERT_NAME_RE, "an alert name: letters, digits and '_', starting with a letter"),
+        "MetricName": _text(METRIC_NAME_RE, "a metric name: lowercase letters, digits and '_', starting with a letter"),
+        # A package pin: one exact version, never a range (a pickle loads only under the version that wrote it).
+        "Pin": _text(r"^[^<>=!~*,\s]+$", "one exact version, such as 1.5.2, not a range"),
+    }
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        if name.startswith("__"):  # the import system asking for __path__ and the like
+            raise KeyError(name)
+        return _types()[name]
+    except KeyError:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
 
 
 def duration_seconds(text: str) -> float:

@@ -22,6 +22,7 @@ from ruamel.yaml.tokens import ScalarToken
 
 from mlspec.errors import SpecProblem
 from mlspec.spec import fastyaml
+from mlspec.spec.texts import read_text  # noqa: F401 - this module's API
 
 # Above this size a broken file's error is worded from libyaml's reading (fastyaml.read):
 # ruamel's pure-Python reader takes about a second per 50 KB.
@@ -168,16 +169,3 @@ def _explicit(v: TaggedScalar) -> Any:
         return make(v.value) if make is not None and isinstance(v.value, str) else v
     except ValueError:
         return v
-
-
-def read_text(path: Path, rel: str) -> tuple[str | None, list[SpecProblem]]:
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        return None, [SpecProblem(rel, 1, 1, "", f"cannot read file: {e.strerror}")]
-    try:
-        return data.decode("utf-8"), []
-    except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
-        col = e.start - data.rfind(b"\n", 0, e.start)
-        return None, [SpecProblem(rel, line, col, "", "not UTF-8 text; save the file as UTF-8")]

@@ -23,7 +23,6 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from mlspec import labels as L
 from mlspec.errors import SpecError, SpecProblem
 from mlspec.spec import shown_from
-from mlspec.spec.loader import load_document
 from mlspec.spec.model import Deployment, Spec, Target
 from mlspec.state import registry_access
 from mlspec.state.docker_reader import ClientFactory, _why, address, client_for
@@ -87,6 +86,8 @@ def check(spec: Spec, texts: Mapping[str, str], *, models: Iterable[str] = (), t
 
 
 def _located(spec: Spec, texts: Mapping[str, str], found: list[tuple[Where, str]]) -> Iterator[SpecProblem]:
+    from mlspec.spec.loader import load_document  # pydantic's wire models: only to locate a problem
+
     docs = {}
     for where, message in found:
         if where.file not in docs:

@@ -68,6 +68,11 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+try:  # a module here (tests, linters); inside the front, tunnel.py's source runs just before this file's
+    from mlspec.apply.tunnel import Tunnels, grpc_backends
+except ImportError:
+    pass
+
 BACKEND = os.environ.get("MLSPEC_PROXY_BACKEND", "mlspec-backend")
 # The deployment a DNS-mode front serves, as error bodies name it (table mode: each route's name).
 DEPLOYMENT = os.environ.get("MLSPEC_PROXY_DEPLOYMENT", "")
@@ -577,6 +582,10 @@ def checked(routes, removals):
         elif (isinstance(r, dict) and is_port(r.get("port")) and isinstance(r.get("backends"), list)
               and all(map(is_port, r["backends"]))):
             out[name] = {"port": r["port"], "backends": list(r["backends"])}
+            if r.get("grpc_port") is not None:  # gRPC passthrough (mlspec/apply/tunnel.py)
+                if not is_port(r["grpc_port"]):
+                    raise ValueError(f"route {name!r}: grpc_port must be a port number")
+                out[name]["grpc_port"] = r["grpc_port"]
             for extra in ("canary", "shadow"):
                 if r.get(extra) is not None:
                     out[name][extra] = _side_set(name, extra, r[extra], is_port)
@@ -673,6 +682,7 @@ class Front:
         self.routes, self.servers, self.errors = {}, {}, {}
         self.taken = {}  # (address, port): listening socket handed over by the previous front
         self.lock, self.stopping, self.handed = threading.Lock(), False, False
+        self.tunnels = Tunnels(listen, CONNS)
 
     def load(self):
         try:
@@ -684,6 +694,7 @@ class Front:
             log("routes table unreadable, starting empty", path=self.path, error=repr(e))
         for name, route in list(self.routes.items()):
             self.bind(name, route)
+            self.tunnel(name, route)
         for sock in self.taken.values():  # a port no route of the table has
             sock.close()
         self.taken = {}
@@ -753,6 +764,17 @@ class Front:
         self.servers[name] = server
         return old
 
+    def tunnel(self, name, route):
+        """The route's gRPC port (or none), forwarded to its backends' gRPC ports."""
+        port = route and route.get("grpc_port")
+        holder = port and next((n for n, r in self.routes.items()
+                                if r["port"] == port or n != name and r.get("grpc_port") == port), None)
+        if holder is not None:  # SO_REUSEPORT would let both bind, and share the connections
+            return self.refuse(name, f"grpc_port {port}: already a port of route {holder}")
+        error = self.tunnels.sync(name, port or None, grpc_backends(self.backends(name)), self.taken)
+        if error:
+            self.refuse(name, error)
+
     def refuse(self, name, error):
         """The route keeps its previous value (or stays out); a later set may try again."""
         self.errors[name] = error
@@ -774,6 +796,8 @@ class Front:
             else:  # new, moved, or its listener failed before: bind first, then close the old one
                 replaced.append(self.bind(name, route))
         close_all([s for s in replaced if s])
+        for name, route in changes.items():
+            self.tunnel(name, self.routes.get(name))  # the route as applied (a failed bind keeps the old)
         log("routes set", changed=sorted(changes), errors=self.errors)
 
     def persist(self):
@@ -814,6 +838,7 @@ class Front:
         with self.lock:
             self.stopping = True
             close_all(list(self.servers.values()))
+            self.tunnels.close_all()
 
 
 def take_over(path):
@@ -858,7 +883,7 @@ def hand_over(path, front):
             with conn, front.lock:
                 if front.stopping:  # its sockets are closed or closing: the new front binds its own
                     continue
-                items = list(front.servers.items())
+                items = list(front.servers.items()) + front.tunnels.listeners()
                 try:
                     for i in range(0, len(items), 200):  # SCM_RIGHTS carries at most 253 fds
                         batch = items[i:i + 200]

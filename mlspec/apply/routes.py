@@ -21,7 +21,10 @@ CONTROL = "/tmp/mlspec-front.sock"  # in the front's own tmpfs
 class Routes:
     def __init__(self, target: str):
         self.target, self.front = target, None
-        self.routes: dict[str, dict[str, Any]] = {}  # deployment -> {"port", "backends"}
+        self.routes: dict[str, dict[str, Any]] = {}  # deployment -> {"port", "backends", "grpc_port"?}
+        # deployment -> its spec's grpc_port (None: none), for entries made without it (a canary's
+        # steps, an operator's abort): theirs is this, or else the one the table has now.
+        self.grpc_ports: dict[str, int | None] = {}
         self._cv = threading.Condition()
         self._pending: dict[str, Any] = {}
         self._batch, self._done, self._writing = 0, -1, False
@@ -45,6 +48,7 @@ class Routes:
         with the reason for each entry it could not take (a port it cannot listen on).
         Concurrent calls are written together: whoever finds no write running takes every entry
         waiting so far, the others wait for the batch that holds theirs."""
+        entries = {name: self._with_grpc(name, e) for name, e in entries.items()}
         with self._cv:
             self._pending.update(entries)
             mine = self._batch
@@ -65,6 +69,12 @@ class Routes:
             self.routes = reply.get("routes", self.routes)
             self._cv.notify_all()
         return self._refused(entries, reply)
+
+    def _with_grpc(self, name: str, entry: dict[str, Any] | None) -> dict[str, Any] | None:
+        if entry is None or "grpc_port" in entry:
+            return entry
+        port = self.grpc_ports[name] if name in self.grpc_ports else (self.routes.get(name) or {}).get("grpc_port")
+        return {**entry, "grpc_port": port} if port else entry
 
     @staticmethod
     def _refused(entries: dict[str, Any], reply: dict[str, Any]) -> dict[str, str]:

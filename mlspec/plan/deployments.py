@@ -23,7 +23,7 @@ from mlspec.state.observed import Container
 
 # Config field -> the attributes it shows as.
 SHOWN = {"image": ("image", "version"), "env": ("env",), "secrets": ("secrets",),
-         "resources": ("memory", "cpus"), "port": ("port",)}
+         "resources": ("memory", "cpus"), "port": ("port",), "grpc_port": ("grpc_port",)}
 
 
 def attributes(config: Mapping[str, Any], *, version: str, replicas: int, prevent_destroy: bool) -> dict[str, Any]:
@@ -34,6 +34,7 @@ def attributes(config: Mapping[str, Any], *, version: str, replicas: int, preven
         "version": version,
         "replicas": replicas,
         "port": config.get("port"),
+        **({"grpc_port": config["grpc_port"]} if config.get("grpc_port") else {}),
         "env": dict(sorted((config.get("env") or {}).items())),
         "secrets": {k: SENSITIVE for k in sorted(config.get("secrets") or {})},
         "memory": res.get("memory"),

@@ -17,7 +17,7 @@ from mlspec.spec.model import Deployment
 
 # Deployment fields that force a new container (replace); everything else is updated in place.
 # replicas scales, readiness_timeout and prevent_destroy only steer mlspec itself.
-REPLACE_FIELDS = ("image", "env", "secrets", "resources", "port")
+REPLACE_FIELDS = ("image", "env", "secrets", "resources", "port", "grpc_port")
 UPDATE_FIELDS = ("replicas",)
 
 
@@ -45,6 +45,7 @@ def container_config(d: Deployment, image: str) -> dict[str, Any]:
         "secrets": dict(d.secrets),
         "resources": {"memory": d.resources.memory, "cpus": d.resources.cpus},
         "port": d.port,
+        **({"grpc_port": d.grpc_port} if d.grpc_port else {}),  # when set: other hashes stay as they were
     }
 
 

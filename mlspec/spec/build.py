@@ -78,6 +78,7 @@ def build_model(doc: w.ModelDoc, source: str, project: w.ProjectDoc) -> m.Model:
             version=d.version,
             replicas=d.replicas or defaults.replicas,
             port=d.port,
+            grpc_port=d.grpc_port,
             resources=_resources(d.resources, defaults.resources),
             env=_frozen({k: _env_text(v) for k, v in d.env.items()}),
             secrets=_frozen({k: ref.from_env for k, ref in d.secrets.items()}),

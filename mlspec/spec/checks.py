@@ -230,6 +230,8 @@ def check_model(doc: Document, root: Path | None, project: ProjectDoc | None) ->
         if d.version not in versions:
             yield doc.at(("deployments", i, "version"), "unknown version; add it under versions first")
         target = targets.get(d.target) if targets is not None else None
+        if target is not None and target.type == "swarm" and d.grpc_port is not None:
+            yield doc.at(("deployments", i, "grpc_port"), "gRPC is published on docker targets only for now; the swarm front forwards HTTP")
         if target is not None and target.type == "swarm":
             # Swarm refuses a service name over 63 characters, at apply time; the front is the longest.
             front = f"mlspec-{project.name}-{d.target}-{d.name or m.name}-proxy"
@@ -261,7 +263,8 @@ def _check_training(doc: Document, root: Path | None, t) -> Iterator[SpecProblem
 def check_across(models: list[Document]) -> Iterator[SpecProblem]:
     """Model names are unique; no two deployments publish the same port on one target."""
     yield from _duplicates_across(models, lambda m: [(("name",), m.name)], "model name (also defined in another file)")
-    ports = lambda m: [(("deployments", i, "port"), (d.target, d.port)) for i, d in enumerate(m.deployments)]
+    ports = lambda m: [(("deployments", i, key), (d.target, p)) for i, d in enumerate(m.deployments)
+                       for key, p in (("port", d.port), ("grpc_port", d.grpc_port)) if p is not None]
     yield from _duplicates_across(models, ports, "port on this target (published by another deployment)")
     # Containers, networks and the proxy are named <project>-<target>-<deployment>, without the
     # model: two models may not give a deployment the same name on one target. (Duplicates

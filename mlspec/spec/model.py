@@ -107,6 +107,7 @@ class Deployment:
     readiness_timeout: float  # seconds
     prevent_destroy: bool = False
     rollout: RolloutSpec = RolloutSpec()  # steers apply only: never part of the config hash
+    grpc_port: int | None = None  # published gRPC port; part of the config hash when set
 
     @property
     def address(self) -> str:

@@ -27,8 +27,8 @@ from typing import Any, Callable
 
 import docker
 import docker.errors
-from docker.types import (ContainerSpec, EndpointSpec, Healthcheck, Mount, Resources, RestartPolicy,
-                          RollbackConfig, ServiceMode, TaskTemplate, UpdateConfig)
+from docker.types import (ContainerSpec, EndpointSpec, Healthcheck, Mount, Placement, Resources,
+                          RestartPolicy, RollbackConfig, ServiceMode, TaskTemplate, UpdateConfig)
 
 from mlspec import labels as L
 from mlspec.apply import containers as C
@@ -57,6 +57,14 @@ def hardened(image: str, user: str, labels: dict, **kwargs: Any) -> ContainerSpe
     # no-new-privileges is not a service option before API 1.44 (engine 25); caps are (1.41).
     return ContainerSpec(image, labels=labels, user=user, read_only=True, cap_drop=["ALL"],
                          mounts=[TMP], **kwargs)
+
+
+def placement(p) -> Placement | None:
+    """The spec's placement as swarm's: ``spread: node`` spreads tasks over node IDs."""
+    if p is None:
+        return None
+    return Placement(constraints=list(p.constraints) or None,
+                     preferences=[("spread", "node.id")] if p.spread == "node" else None)
 
 
 class SwarmTarget:
@@ -157,7 +165,7 @@ class SwarmTarget:
                         cpu_limit=int(d.resources.cpus * 1e9) if d.resources.cpus else None)
         return dict(
             name=name, labels=labels, mode=ServiceMode("replicated", d.replicas),
-            task_template=TaskTemplate(cs, resources=res, networks=[net],
+            task_template=TaskTemplate(cs, resources=res, networks=[net], placement=placement(d.placement),
                                        restart_policy=RestartPolicy("any", delay=2 * NS)),
             update_config=UpdateConfig(parallelism=1, order="start-first", failure_action="rollback",
                                        monitor=MONITOR * NS),

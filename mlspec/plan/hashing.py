@@ -46,6 +46,9 @@ def container_config(d: Deployment, image: str) -> dict[str, Any]:
         "resources": {"memory": d.resources.memory, "cpus": d.resources.cpus},
         "port": d.port,
         **({"grpc_port": d.grpc_port} if d.grpc_port else {}),  # when set: other hashes stay as they were
+        # Only when set, so that the hash of every deployment without one stays what it was.
+        **({"placement": {"spread": d.placement.spread, "constraints": list(d.placement.constraints)}}
+           if d.placement else {}),
     }
 
 

@@ -68,6 +68,12 @@ def _alert(model: str, a: w.BuiltinAlert | w.CustomAlert) -> m.Alert:
                    features=tuple(a.features or ()), min_samples=a.min_samples)
 
 
+def _placement(p: w.Placement | None) -> m.Placement | None:
+    if p is None or (p.spread is None and not p.constraints):
+        return None
+    return m.Placement(p.spread, tuple(" ".join(c.split()) for c in p.constraints))
+
+
 def build_model(doc: w.ModelDoc, source: str, project: w.ProjectDoc) -> m.Model:
     defaults = project.defaults
     deployments = tuple(
@@ -85,6 +91,7 @@ def build_model(doc: w.ModelDoc, source: str, project: w.ProjectDoc) -> m.Model:
             readiness_timeout=duration_seconds(d.readiness_timeout or defaults.readiness_timeout),
             prevent_destroy=d.prevent_destroy,
             rollout=_rollout(d.rollout or defaults.rollout),
+            placement=_placement(d.placement),
         )
         for d in doc.deployments
     )

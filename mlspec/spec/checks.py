@@ -238,6 +238,8 @@ def check_model(doc: Document, root: Path | None, project: ProjectDoc | None) ->
             if len(front) > 63:
                 yield doc.at(("deployments", i, "name" if d.name else "target"),
                              f"the swarm service {front} would be {len(front)} characters; Swarm allows 63 (shorten the deployment, target or project name)")
+        if target is not None and target.type != "swarm" and d.placement:
+            yield doc.at(("deployments", i, "placement"), f"placement is for swarm targets; target {d.target} is of type {target.type}")
         clash = set(d.env) & set(d.secrets)
         for key in sorted(clash):
             yield doc.at(("deployments", i, "secrets", key), "also set in env; a variable is either env or a secret")

@@ -94,6 +94,14 @@ class RolloutSpec:
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Where a swarm target runs a deployment's replicas."""
+
+    spread: str | None = None  # "node": evenly over the nodes
+    constraints: tuple[str, ...] = ()  # swarm constraints such as "node.labels.zone == eu-1"
+
+
+@dataclass(frozen=True)
 class Deployment:
     model: str
     name: str  # deployment name, unique per target; defaults to the model name
@@ -108,6 +116,7 @@ class Deployment:
     prevent_destroy: bool = False
     rollout: RolloutSpec = RolloutSpec()  # steers apply only: never part of the config hash
     grpc_port: int | None = None  # published gRPC port; part of the config hash when set
+    placement: Placement | None = None  # swarm only; part of the config hash when set
 
     @property
     def address(self) -> str:

@@ -337,6 +337,17 @@ def _scalar(value: Any) -> Any:
 EnvValue = Annotated[Union[str, int, float, bool], BeforeValidator(_scalar)]
 
 
+PlacementConstraint = _text(
+    r"^node\.(id|hostname|role|platform\.os|platform\.arch|labels\.[A-Za-z0-9_.-]+) *(==|!=) *[A-Za-z0-9_.:-]+$",
+    "a swarm constraint on a node attribute, such as 'node.labels.zone == eu-1' or 'node.role != manager'")
+
+
+class Placement(Strict):
+    spread: Literal["node"] | None = Field(None, description="swarm: spread the replicas evenly over the nodes")
+    constraints: list[PlacementConstraint] = Field(
+        default_factory=list, description="swarm: nodes a replica may run on, such as 'node.labels.zone == eu-1' or 'node.role != manager'")
+
+
 class Deployment(Strict):
     target: Name
     version: Version
@@ -350,6 +361,7 @@ class Deployment(Strict):
     readiness_timeout: Duration | None = None
     prevent_destroy: bool = False
     rollout: Rollout | None = Field(None, description="Overrides defaults.rollout as a whole")
+    placement: Placement | None = Field(None, description="swarm targets: where the replicas run")
 
 
 class Build(Strict):

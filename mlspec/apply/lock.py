@@ -10,6 +10,7 @@ needs no registry and no other image.
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import io
 import socket
@@ -43,6 +44,7 @@ class Lock:
     holder: str
     command: str
     since: str  # RFC 3339, UTC
+    container: str = ""  # the lock container's engine id, when this run took it
 
     def age(self, now: datetime | None = None) -> float:
         now = now or datetime.now(timezone.utc)
@@ -109,8 +111,10 @@ def try_acquire(client: docker.DockerClient, project: str, target: str, command:
               HOLDER: lock.holder, COMMAND: command[:500], SINCE: since}
     for attempt in range(2):
         try:
-            client.containers.create(LOCK_IMAGE, name=lock.name, labels=labels, network_mode="none")
-            return lock
+            # The low-level call: the SDK's containers.create() reads the container back (a second call).
+            made = client.api.create_container(LOCK_IMAGE, name=lock.name, labels=labels,
+                                               host_config=client.api.create_host_config(network_mode="none"))
+            return dataclasses.replace(lock, container=made["Id"])
         except docker.errors.ImageNotFound:
             _ensure_image(client)
         except docker.errors.APIError as exc:
@@ -141,6 +145,12 @@ def acquire(client: docker.DockerClient, project: str, target: str, command: str
 
 def release(client: docker.DockerClient, lock: Lock) -> None:
     """Drop ``lock`` if it is still ours (a force-unlock may have handed the target on)."""
+    if lock.container:  # by engine id: after a force-unlock, the next run's lock has another id and stays
+        try:
+            client.api.remove_container(lock.container, force=True)
+        except docker.errors.NotFound:
+            pass
+        return
     try:
         c = client.containers.get(lock.name)
     except docker.errors.NotFound:

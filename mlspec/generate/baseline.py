@@ -14,8 +14,12 @@ Choices, and why:
 - Fractions are rounded to 6 decimal places and never below ``EPSILON``, so that the logarithm of
   the PSI is defined for a bucket the dataset left empty.
 - At most ``MAX_FEATURES`` columns are histogrammed (the first ones, in column order: the model's
-  input order); the others, and non-numeric columns, are listed under ``skipped`` with a reason.
-  Categorical columns, counted by category, are a later ``kind`` of feature.
+  input order); the others are listed under ``skipped`` with a reason.
+- A column that is not all numbers is categorical (``kind: categorical``): its buckets are its
+  ``MAX_CATEGORIES`` most frequent values (ties by name) and ``OTHER``, which holds the rest of the
+  dataset's rows and, live, every value the dataset never had, so a new category shows as drift.
+  A value that could not be a label value safely (empty, over 64 characters, a quote, a backslash
+  or a control character) is counted as ``OTHER`` too.
 - The label column gives the expected prediction mix: class fractions for a classifier (at most
   ``MAX_CLASSES`` distinct labels, else the labels are taken as a regression target, whose deciles
   bucket the predicted value).
@@ -41,6 +45,9 @@ EPSILON = 0.0001
 MAX_FEATURES = 20
 MAX_CLASSES = 50
 FEATURE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$")  # safe inside a PromQL label matcher
+MAX_CATEGORIES = 20
+OTHER = "(other)"  # the bucket of every other value; the server's mlspec.serving.categories.OTHER
+CATEGORY_RE = re.compile(r'^[^"\\\x00-\x1f\x7f]{1,64}$')
 
 
 class BaselineError(ValueError):
@@ -102,6 +109,18 @@ def _numeric(values: list[float]) -> dict:
             "fractions": fractions_of(values, edges)}
 
 
+def _categorical(values: list[str]) -> dict:
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    usable = sorted((c for c in counts if CATEGORY_RE.match(c) and c != OTHER), key=lambda c: (-counts[c], c))
+    categories = sorted(usable[:MAX_CATEGORIES])
+    n = len(values) or 1
+    other = n - sum(counts[c] for c in categories)
+    return {"kind": "categorical", "categories": categories,
+            "fractions": [max(EPSILON, round(x / n, 6)) for x in [*(counts[c] for c in categories), other]]}
+
+
 def _prediction(labels: list[str]) -> dict:
     classes = sorted({class_text(v) for v in labels})
     numbers = _floats(labels)
@@ -134,13 +153,13 @@ def compute(data: bytes, target_column: str, ignore: tuple[str, ...] = ()) -> di
     features, skipped = [], []
     for position, i in enumerate(columns):
         name = header[i] if FEATURE_RE.match(header[i]) else f"col{position}"
-        values = _floats([r[i] if i < len(r) else "" for r in body])
-        if values is None:
-            skipped.append({"name": name, "index": position, "reason": "not numeric"})
-        elif len(features) >= MAX_FEATURES:
+        column = [r[i] if i < len(r) else "" for r in body]
+        values = _floats(column)
+        if len(features) >= MAX_FEATURES:
             skipped.append({"name": name, "index": position, "reason": f"over {MAX_FEATURES} features"})
         else:
-            features.append({"name": name, "index": position, **_numeric(values)})
+            kind = _numeric(values) if values is not None else _categorical(column)
+            features.append({"name": name, "index": position, **kind})
     return {"format": FORMAT, "dataset_sha256": hashlib.sha256(data).hexdigest(),
             "target_column": target_column, "rows": len(body), "features": features,
             "skipped": skipped, "prediction": _prediction([r[target] for r in body])}

@@ -46,6 +46,7 @@ CONTRACT_METRICS = (
     "mlspec_prediction_value_count",
     "mlspec_feature_value_bucket",
     "mlspec_feature_value_count",
+    "mlspec_feature_category_total",  # text features by category (mlspec/serving/categories.py)
     "mlspec_feedback_total",
 )
 

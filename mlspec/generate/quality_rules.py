@@ -7,6 +7,9 @@ For each deployed version with a baseline (mlspec/generate/baseline.py):
   (``mlspec:feature_cdf:rate1h``, one bucket minus the one below); ``e`` the baseline's share,
   a constant here. A bucket with no live value counts as ``EPSILON`` (the baseline floors its own
   empty buckets the same way), so one empty bucket gives a large but finite index.
+  A categorical feature's buckets are its baseline categories and ``(other)``: its live shares
+  come from ``mlspec_feature_category_total`` (``mlspec:feature_category_fraction:rate1h``) and
+  carry a ``category`` label where a numeric feature's carry ``le``; the index is the same sum.
 - ``mlspec:prediction_psi{model,version}``: the same for the predicted class mix (a classifier,
   against the label mix of the dataset) or the predicted value (a regressor, against the label
   deciles).
@@ -21,7 +24,7 @@ and so is the index: no drift alert fires on an idle model.
 
 from __future__ import annotations
 
-from mlspec.generate.baseline import EPSILON
+from mlspec.generate.baseline import EPSILON, OTHER
 from mlspec.generate.common import JOB, GenerateError
 from mlspec.spec.model import Model
 
@@ -29,6 +32,7 @@ RANGE = "1h"
 FEATURE_CDF = "mlspec:feature_cdf:rate1h"
 CLASS_FRACTION = "mlspec:prediction_class_fraction:rate1h"
 PREDICTION_CDF = "mlspec:prediction_cdf:rate1h"
+CATEGORY_FRACTION = "mlspec:feature_category_fraction:rate1h"
 FEATURE_SHARE = "mlspec:feature_share:rate1h"
 FEATURE_BASELINE = "mlspec:feature_baseline_share"
 PREDICTION_SHARE = "mlspec:prediction_share:rate1h"
@@ -93,9 +97,18 @@ def quality_recordings(model: Model, baselines: dict[tuple[str, str], dict]) -> 
                 f"sum by (model, version, le) (rate(mlspec_prediction_value_bucket{sel}[{r}]))\n"
                 f"/ ignoring (le) group_left\n"
                 f"sum by (model, version) (rate(mlspec_prediction_value_count{sel}[{r}]))", {}))
+    if any(f["kind"] == "categorical" for b in mine.values() for f in b["features"]):
+        out.append((CATEGORY_FRACTION,
+                    f"sum by (model, version, feature, category) (rate(mlspec_feature_category_total{sel}[{r}]))\n"
+                    f"/ ignoring (category) group_left\n"
+                    f"sum by (model, version, feature) (rate(mlspec_feature_category_total{sel}[{r}]))", {}))
     for version, b in mine.items():
         for f in b["features"]:
             labels = {"model": m, "version": version, "feature": f["name"]}
+            if f["kind"] == "categorical":
+                out.append((FEATURE_SHARE, f"{CATEGORY_FRACTION}{_sel(**labels)}", labels))
+                out.append((FEATURE_BASELINE, _constants("category", [*f["categories"], OTHER], f["fractions"]), labels))
+                continue
             out.append((FEATURE_SHARE, _shares(FEATURE_CDF, labels, f["le"]), labels))
             out.append((FEATURE_BASELINE, _constants("le", [*f["le"], "+Inf"], f["fractions"]), labels))
         p, labels = b["prediction"], {"model": m, "version": version}

@@ -2,7 +2,8 @@
 
 Synthetic traffic of 100 rows a minute, bucketed as the baseline says:
 - drift fires when every row of one feature (or, without features, of the prediction) lands in
-  the top bucket, and its ``mlspec:feature_psi`` is then far above the threshold; it stays silent
+  the top bucket (a categorical feature: in a category the baseline never had), and its
+  ``mlspec:feature_psi`` is then far above the threshold; it stays silent
   on inputs shaped like the baseline (PSI ~ 0) and on shifted inputs too few to judge;
 - live_accuracy fires at 50% correct with enough feedback, stays silent at 100% correct and on
   all-wrong feedback below ``min_samples``.
@@ -10,10 +11,12 @@ Synthetic traffic of 100 rows a minute, bucketed as the baseline says:
 
 from __future__ import annotations
 
+import functools
 import math
 from decimal import Decimal
 
 from mlspec.generate import promtests as P
+from mlspec.generate.baseline import OTHER
 from mlspec.generate.rules import AlertRule, ModelRules
 from mlspec.spec.units import duration_seconds
 
@@ -36,6 +39,14 @@ def _histogram(name: str, labels: dict, spec: dict, rows: Decimal, shifted: bool
     return out
 
 
+def _categories(labels: dict, spec: dict, rows: Decimal, shifted: bool, minutes: int) -> list[dict]:
+    """Rows a minute by category: shaped like the baseline, or all of a category it never had."""
+    names = [*spec["categories"], OTHER]
+    return [P._series("mlspec_feature_category_total", {**labels, "category": c},
+                      (rows if c == OTHER else 0) if shifted else _d(f) * rows, minutes)
+            for c, f in zip(names, spec["fractions"])]
+
+
 def _classes(labels: dict, spec: dict, rows: Decimal, shifted: bool, minutes: int) -> list[dict]:
     rare = min(range(len(spec["classes"])), key=lambda i: (spec["fractions"][i], i))
     return [P._series("mlspec_predictions_total", {**labels, "class": c},
@@ -50,8 +61,8 @@ def _traffic(rules: ModelRules, rule: AlertRule, base: dict, rows: Decimal, shif
     target = features[0]["name"] if features else "(prediction)"
     series = []
     for f in baseline["features"]:
-        series += _histogram("mlspec_feature_value", {**base, "feature": f["name"]}, f, rows,
-                             shift and f["name"] == target, minutes)
+        bucketed = _categories if f["kind"] == "categorical" else functools.partial(_histogram, "mlspec_feature_value")
+        series += bucketed({**base, "feature": f["name"]}, f, rows, shift and f["name"] == target, minutes)
     p = baseline["prediction"]
     if p["kind"] == "class":
         series += _classes(base, p, rows, shift and target == "(prediction)", minutes)
@@ -88,11 +99,18 @@ def _drift(rules: ModelRules, rule: AlertRule, base: dict, by: dict, minutes: in
     if target != "(prediction)":  # every bucket has its own live share (one series per `le`)
         spec = next(f for f in rules.baselines[(ids["model"], ids["version"])]["features"] if f["name"] == target)
         shares = f'mlspec:feature_share:rate1h{{model="{ids["model"]}", version="{ids["version"]}", feature="{target}"}}'
-        high.append({"expr": f"count({shares})", "samples": [{"value": len(spec["le"]) + 1}]})
-    return [_test(f"{n} fires when every row of {target} is above the baseline's top bucket", series, rule,
+        buckets = len(spec["categories"] if spec["kind"] == "categorical" else spec["le"]) + 1
+        high.append({"expr": f"count({shares})", "samples": [{"value": buckets}]})
+    shifted = ("is a category the baseline never had" if spec_of(rules, ids, target).get("kind") == "categorical"
+               else "is above the baseline's top bucket")
+    return [_test(f"{n} fires when every row of {target} {shifted}", series, rule,
                   minutes, fired, high),
             _test(f"{n} is silent on inputs shaped like the baseline", calm, rule, minutes, None, low),
             _test(f"{n} is silent on a shifted input of 60 rows an hour", few, rule, minutes, None)]
+
+
+def spec_of(rules: ModelRules, ids: dict, feature: str) -> dict:
+    return next((f for f in rules.baselines[(ids["model"], ids["version"])]["features"] if f["name"] == feature), {})
 
 
 def _feedback(base: dict, correct: Decimal, wrong: Decimal, minutes: int) -> list[dict]:

@@ -6,7 +6,8 @@ Cardinality is bounded by construction:
 - ``mlspec_prediction_value`` (regressors): one histogram, buckets from the baseline.
 - ``mlspec_feature_value{feature}``: one histogram per input feature with the baseline's bucket
   edges, for at most the baseline's 20 features (mlspec/generate/baseline.py says which; without a
-  baseline file no feature is histogrammed).
+  baseline file no feature is histogrammed); text features by category
+  (``mlspec_feature_category_total``, mlspec/serving/categories.py).
 - ``mlspec_feedback_total{outcome="correct|incorrect"}`` (classifiers) and
   ``mlspec_feedback_absolute_error`` (regressors), from ``POST .../feedback``.
 
@@ -29,6 +30,7 @@ from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.core import HistogramMetricFamily
 from prometheus_client.samples import Sample
 
+from .categories import Categories
 from .logs import log
 from .protocol import RequestError
 
@@ -119,6 +121,8 @@ class Quality:
                 self._features.append((i, int(f["index"]), np.asarray(f["edges"], dtype=np.float64)))
         registry.register(hist)
         self._hist = hist
+        categorical = [f for f in self.baseline.get("features", []) if f.get("kind") == "categorical"]
+        self._categories = Categories(ids, categorical, registry)
         if self.classes is not None:
             counter = Counter("mlspec_predictions", "Predicted rows by class.",
                               ("model", "version", "class"), registry=registry)
@@ -169,6 +173,7 @@ class Quality:
                 except (TypeError, ValueError):  # not numbers in this input: not bucketed
                     continue
                 self._hist.observe(i, edges, values)
+        self._categories.observe(x)
         pred = outputs.get("predict")
         if pred is None:
             return  # the caller asked for probabilities only: nothing to count or to judge

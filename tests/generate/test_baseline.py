@@ -34,8 +34,10 @@ def test_dataset_baseline_features_classes_and_skips():
     names = [f["name"] for f in got["features"]]
     assert names[:2] == ["a", "col1"]  # 'b c' cannot be a label value in a matcher as it is
     assert len(names) == B.MAX_FEATURES
-    assert {s["reason"] for s in got["skipped"]} == {"not numeric", f"over {B.MAX_FEATURES} features"}
-    assert got["features"][1]["index"] == 1 and got["features"][2]["index"] == 3  # model input order
+    assert {s["reason"] for s in got["skipped"]} == {f"over {B.MAX_FEATURES} features"}
+    assert got["features"][1]["index"] == 1 and got["features"][2]["index"] == 2  # model input order
+    assert got["features"][2] == {"name": "city", "index": 2, "kind": "categorical", "categories": ["x"],
+                                  "fractions": [1.0, B.EPSILON]}
     assert got["prediction"] == {"kind": "class", "classes": ["0", "1", "2"], "fractions": [0.333333] * 3}
     assert B.to_json(got) == B.to_json(B.compute(csv_bytes(header, rows), "label"))
 
@@ -65,3 +67,17 @@ def test_psi_is_zero_on_the_baseline_and_grows_with_a_shift():
     want = 5 * 0.1 * math.log(2) + 5 * (B.EPSILON - 0.1) * math.log(B.EPSILON / 0.1)
     assert shifted == pytest.approx(want)
     assert shifted > 0.25  # the usual "significant shift" line
+
+
+def test_a_text_column_is_categorical_with_its_top_categories_and_other():
+    cities = ["ams"] * 40 + ["ber"] * 30 + [f"c{i:02d}" for i in range(25)] + ['say "hi"'] * 3 + [""] * 2
+    got = B.compute(csv_bytes(["city", "label"], [[c, i % 2] for i, c in enumerate(cities)]), "label")
+    [f] = got["features"]
+    assert f["kind"] == "categorical" and len(f["categories"]) == B.MAX_CATEGORIES
+    assert f["categories"][:2] == ["ams", "ber"] and 'say "hi"' not in f["categories"] and "" not in f["categories"]
+    # 40 + 30 + 18 singletons listed; 7 singletons, 3 quoted and 2 empty values are "other".
+    assert f["fractions"][:2] == [0.4, 0.3] and f["fractions"][-1] == 0.12
+    assert len(f["fractions"]) == B.MAX_CATEGORIES + 1 and math.isclose(sum(f["fractions"]), 1.0)
+    # Live rows all in a category the baseline never had: all "other", a large index.
+    live = [0] * B.MAX_CATEGORIES + [100]
+    assert B.psi(f["fractions"], live) > 1

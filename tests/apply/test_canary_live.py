@@ -8,10 +8,6 @@ from __future__ import annotations
 import dataclasses
 import http.client
 import json
-import shutil
-import signal
-import socket
-import subprocess
 import threading
 import time
 from types import MappingProxyType
@@ -19,8 +15,8 @@ from types import MappingProxyType
 import pytest
 
 from apply_helpers import infer
-from tests.conftest import require
 from tests.engine_helpers import NO_PROXY
+from tests.live_helpers import start_prometheus
 from mlspec.apply.canary import RolledBack
 from mlspec.apply.containers import Rollout
 from mlspec.apply.docker_target import DockerTarget
@@ -31,45 +27,17 @@ pytestmark = [pytest.mark.docker, pytest.mark.promtool, pytest.mark.slow]
 BODY = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64", "data": [0.3, 1.2, -0.1, -0.4]}]})
 
 
-def wait_for(what, probe, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if value := probe():
-                return value
-        except (OSError, ValueError, KeyError):
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"{what}: not within {timeout:.0f}s")
-
 
 @pytest.fixture
-def prometheus(tmp_path, free_port):
+def prometheus(tmp_path, free_port, prometheus_bin, processes):
     """Prometheus scraping replica 0 (stable) and 1 (the canary, while there is one) through the front."""
-    binary = require("prometheus", ".ci/setup installs it from the Debian package prometheus", lambda: shutil.which("prometheus"))
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        web = s.getsockname()[1]
     targets = [{"targets": [f"127.0.0.1:{free_port}"], "labels": {"deployment": "churn", "replica": str(i),
                 "__metrics_path__": f"/_mlspec/replicas/{i}/metrics"}} for i in range(2)]
     # honor_labels: each replica's own model and version labels, not one version for the deployment
     config = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
               "scrape_configs": [{"job_name": "canary", "honor_labels": True, "static_configs": targets}]}
     (tmp_path / "prometheus.yml").write_text(json.dumps(config))
-    with open(tmp_path / "prometheus.log", "wb") as log:
-        proc = subprocess.Popen([binary, f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-                                 f"--web.listen-address=127.0.0.1:{web}"], stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{web}"
-    try:
-        wait_for("Prometheus ready", lambda: NO_PROXY.open(f"{url}/-/ready", timeout=5).status == 200)
-        yield url
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+    return start_prometheus(processes, prometheus_bin, tmp_path / "prometheus.yml", tmp_path).removesuffix("/api/v1")
 
 
 class Traffic:

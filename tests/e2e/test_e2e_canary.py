@@ -1,6 +1,6 @@
 """Canary rollouts through the CLI on the real engine, judged by a real Prometheus that scrapes the
 real front with the configuration mlspec generated: ``apply`` SIGKILLed in the middle of a step leaves the canary at its weight (``status``
-shows it), and the next apply resumes it there and promotes; ``mlspec rollout abort`` ends a
+shows it), and the next apply resumes it there, with only the rest of the step's pause, and promotes; ``mlspec rollout abort`` ends a
 rollout at once while its apply waits, which then stops with exit 1 and stable serving.
 
 The tests run in file order on one project copy."""
@@ -8,34 +8,24 @@ The tests run in file order on one project copy."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import signal
 import socket
 import subprocess
-import time
 
 import pytest
 
 from e2e_helpers import Traffic, assert_converged, lock_id_from, val_rows
 from tests.conftest import require
 from tests.engine_helpers import NO_PROXY
+from tests.live_helpers import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.promtool, pytest.mark.slow]
 ROWS = val_rows(2)
-ROLLOUT = {"strategy": "canary", "steps": [{"weight": 10, "pause": "8s"}, {"weight": 50, "pause": "4s"}],
+ROLLOUT = {"strategy": "canary", "steps": [{"weight": 10, "pause": "15s"}, {"weight": 50, "pause": "4s"}],
            "analysis": {"max_error_rate": 0.1, "min_requests": 3, "max_wait": "60s"}}
 
-
-def wait_for(what, probe, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if value := probe():
-                return value
-        except OSError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"{what}: not within {timeout:.0f}s")
 
 
 @pytest.fixture(scope="module")
@@ -70,10 +60,10 @@ def canary(make_project, tmp_path_factory):
 def test_killed_during_a_step_the_canary_stays_at_its_weight_and_the_next_apply_resumes_it(canary):
     canary.deployment(version="1.1.0")
     plan = canary.cli("plan")
-    assert "rollout: canary 10% for 8s -> 50% for 4s -> 100%; each step judged against 1.0.0" in plan.out, plan
+    assert "rollout: canary 10% for 15s -> 50% for 4s -> 100%; each step judged against 1.0.0" in plan.out, plan
     with Traffic(canary.port, ROWS) as traffic:
         run = canary.start("apply", "--auto-approve")
-        run.wait_for(r"canary 1\.1\.0 at 10% \(step 1 of 2", 300)
+        shown, _ = run.wait_for(r"canary 1\.1\.0 at 10% \(step 1 of 2", 300)  # the front stamped the step before
         run.kill()
         status = canary.cli("status")
         assert "deployment.churn.local: canary 1.1.0 at 10% (step 1 of 2); stable keeps 90%" in status.out, status
@@ -82,7 +72,13 @@ def test_killed_during_a_step_the_canary_stays_at_its_weight_and_the_next_apply_
         resumed = canary.start("apply", "--auto-approve")
         assert resumed.finish() == 0, resumed.output
     print(resumed.output)
-    assert "resuming the rollout of 1.1.0 at 10%" in resumed.output
+    # Resumed with the rest of the pause only: the front counted the time the step was held while
+    # no apply ran (on its own clock), and the step goes on from there, not from its start.
+    held = int(re.search(r"resuming the rollout of 1\.1\.0 at 10%, (\d+)s into its step", resumed.output).group(1))
+    restarted = resumed.lines[0][0]  # the resumed apply's first line: before it read the front
+    assert held >= int(restarted - shown) - 1, (held, restarted - shown)
+    left = int(re.search(r"canary 1\.1\.0 at 10% \(step 1 of 2, 15s\), (\d+)s of it left", resumed.output).group(1))
+    assert abs(left - max(0, 15 - held)) <= 1, (left, held)
     assert "step 2 passed: new:" in resumed.output and "1.1.0 promoted to 100%" in resumed.output
     assert not traffic.failures, traffic.summary()
     assert traffic.results[0].version == "1.0.0" and traffic.results[-1].version == "1.1.0", traffic.summary()

@@ -156,8 +156,8 @@ def token(realm_challenge: str, scope: str | None, auth: str | None) -> str:
     """A bearer token from the token service a 401's ``WWW-Authenticate: Bearer realm=...`` names."""
     params = dict(re.findall(r'(\w+)="([^"]*)"', realm_challenge))
     realm = params.pop("realm", "")
-    if scope:
-        params.setdefault("scope", scope)
+    if scope:  # what the caller is about to do (a delete), not only what the challenge named (a pull)
+        params["scope"] = scope
     req = urllib.request.Request(realm + "?" + urllib.parse.urlencode(params))
     if auth:
         req.add_header("Authorization", auth)

@@ -24,7 +24,8 @@ CERTS_D = Path("/etc/docker/certs.d")
 
 
 def make_ca_and_server_cert(folder: Path, name: str) -> tuple[Path, Path, Path]:
-    """(ca.crt, server.crt, server.key): a CA and a server certificate for 127.0.0.1 signed by it."""
+    """(ca.crt, server.crt, server.key): a CA and a server certificate for 127.0.0.1 signed by it
+    (the CA's key beside them, as <name>-ca.key)."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -49,8 +50,9 @@ def make_ca_and_server_cert(folder: Path, name: str) -> tuple[Path, Path, Path]:
     paths = folder / f"{name}-ca.crt", folder / f"{name}-server.crt", folder / f"{name}-server.key"
     paths[0].write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
     paths[1].write_bytes(server_cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(server_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                  serialization.NoEncryption()))
+    for path, key in ((paths[2], server_key), (folder / f"{name}-ca.key", ca_key)):
+        path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
     return paths
 
 
@@ -69,6 +71,7 @@ class PrivateRegistry:
     user: str = "mlspec-ci"
     password: str = field(default_factory=lambda: "pw-" + secrets.token_hex(8), repr=False)
     proc: subprocess.Popen | None = None
+    tokens: TokenService | None = None  # token auth through this service instead of htpasswd
 
     @property
     def host(self) -> str:
@@ -90,7 +93,9 @@ class PrivateRegistry:
             "version": 0.1, "log": {"level": "warn"},
             "storage": {"filesystem": {"rootdirectory": str(self.folder / "storage")}, "delete": {"enabled": True}},
             "http": {"addr": self.host, "tls": {"certificate": str(cert), "key": str(key)}},
-            "auth": {"htpasswd": {"realm": "mlspec-test", "path": str(self.folder / "htpasswd")}},
+            "auth": {"token": {"realm": self.tokens.realm, "service": self.tokens.service,
+                               "issuer": self.tokens.issuer, "rootcertbundle": str(self.tokens.bundle)}}
+            if self.tokens else {"htpasswd": {"realm": "mlspec-test", "path": str(self.folder / "htpasswd")}},
         }))
         self.trust(ca)
         log = (self.folder / "registry.log").open("wb")
@@ -120,9 +125,11 @@ class PrivateRegistry:
 
     # -- the API, as a test reads it ---------------------------------------------------------
 
-    def _open(self, path: str, *, auth: bool = True, method: str = "GET"):
-        req = urllib.request.Request(f"https://{self.host}{path}", method=method)
-        if auth:
+    def _open(self, path: str, *, auth: bool = True, scope: str = ""):
+        req = urllib.request.Request(f"https://{self.host}{path}")
+        if auth and self.tokens:
+            req.add_header("Authorization", "Bearer " + self.tokens.jwt([scope] if scope else []))
+        elif auth:
             token = base64.b64encode(f"{self.user}:{self.password}".encode()).decode()
             req.add_header("Authorization", f"Basic {token}")
         ctx = ssl.create_default_context(cafile=str(self.ca))
@@ -140,8 +147,93 @@ class PrivateRegistry:
 
     def tags(self, repo: str) -> list[str]:
         try:
-            with self._open(f"/v2/{repo}/tags/list") as resp:
+            with self._open(f"/v2/{repo}/tags/list", scope=f"repository:{repo}:pull") as resp:
                 return sorted(json.loads(resp.read()).get("tags") or [])
         except urllib.error.HTTPError as e:
             assert e.code == 404, e
             return []
+
+
+class TokenService:
+    """The token service a registry with ``auth: token`` sends clients to (the shape of Docker Hub's
+    auth.docker.io): ``GET /token?service=..&scope=..`` with Basic credentials answers a JWT (ES256,
+    its certificate in the ``x5c`` header) granting the scopes asked for, or 401."""
+
+    def __init__(self, folder: Path, port: int, user: str, password: str):
+        from cryptography import x509
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        self.port, self.user, self.password = port, user, password
+        self.service, self.issuer = "mlspec-test-registry", "mlspec-test-tokens"
+        ca, _, _ = make_ca_and_server_cert(folder, "token")  # the CA's key signs: its cert is the bundle
+        self.bundle = ca
+        self._cert = x509.load_pem_x509_certificate(ca.read_bytes())
+        key_pem = (folder / "token-ca.key").read_bytes()
+        self._key = serialization.load_pem_private_key(key_pem, None)
+        assert isinstance(self._key, ec.EllipticCurvePrivateKey)
+        self.requests: list[int] = []  # status codes answered
+        self._server = None
+
+    @property
+    def realm(self) -> str:
+        return f"http://127.0.0.1:{self.port}/token"
+
+    def jwt(self, scopes: list[str]) -> str:
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+        now = int(time.time())
+        access = []
+        for scope in scopes:
+            kind, _, rest = scope.partition(":")
+            name, _, actions = rest.rpartition(":")
+            access.append({"type": kind, "name": name, "actions": [a for a in actions.split(",") if a]})
+        der = self._cert.public_bytes(serialization.Encoding.DER)
+        header = {"typ": "JWT", "alg": "ES256", "x5c": [base64.b64encode(der).decode()]}
+        claims = {"iss": self.issuer, "sub": self.user, "aud": self.service, "exp": now + 300, "nbf": now - 30,
+                  "iat": now, "jti": secrets.token_hex(8), "access": access}
+        signing_input = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims).encode())}"
+        r, s = decode_dss_signature(self._key.sign(signing_input.encode(), ec.ECDSA(hashes.SHA256())))
+        return f"{signing_input}.{b64(r.to_bytes(32, 'big') + s.to_bytes(32, 'big'))}"
+
+    def start(self) -> None:
+        import http.server
+        import threading
+        import urllib.parse
+
+        service = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's name
+                query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+                expected = "Basic " + base64.b64encode(f"{service.user}:{service.password}".encode()).decode()
+                if self.headers.get("Authorization") != expected:
+                    service.requests.append(401)
+                    self.send_response(401)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                token = service.jwt(query.get("scope", []))
+                body = json.dumps({"token": token, "access_token": token, "expires_in": 300}).encode()
+                service.requests.append(200)
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()

@@ -5,7 +5,9 @@ config file (DOCKER_CONFIG), driven through the real CLI.
 Plan's pre-flight passes with the right password; a wrong or missing one, or a certificate nobody
 trusts, is exit 1 at mlspec.yaml's `registry` key before anything is built, and the password is
 never printed; apply builds, pushes there and deploys; a push refused by the registry is one clear
-error; `mlspec gc` deletes from it. The tests run in file order on one project copy.
+error; `mlspec gc` deletes from it. The same registry with token auth (a token service written
+here, as hosted registries have) passes and refuses the same way, and the engine's push, mlspec's
+reads and gc's delete each get the token they need. The tests run in file order on one project copy.
 """
 
 from __future__ import annotations
@@ -159,3 +161,53 @@ def test_gc_deletes_from_the_private_registry(project, registry, configs, docker
     assert "1.0.0-aaaaaaaaaaaa" not in tags and [t for t in tags if t.startswith("1.1.0-")], (tags, res.out)
     assert old not in {t for img in docker_client.images.list() for t in img.tags}
     assert registry.password not in res.text
+
+
+# -- a registry with token auth (the shape of Docker Hub's and most hosted registries) -----------
+
+@pytest.fixture(scope="module")
+def token_registry(registry, tmp_path_factory):
+    from private_registry import TokenService
+
+    folder = tmp_path_factory.mktemp("token-registry")
+    reg = PrivateRegistry(folder, free_port())
+    reg.tokens = TokenService(folder, free_port(), reg.user, reg.password)
+    reg.tokens.start()
+    try:
+        reg.start()
+        yield reg
+    finally:
+        reg.stop()
+        reg.tokens.stop()
+
+
+def test_a_token_registry_checks_reads_takes_pushes_and_deletes_with_the_docker_config(
+        token_registry, tmp_path, docker_client, monkeypatch):
+    import docker
+
+    from mlspec.apply import push
+    from mlspec.apply.gc import Registry
+    from mlspec.state.registry import registry_tags
+    from mlspec.state.registry_access import refusal
+
+    reg = token_registry
+    good = str(docker_config(tmp_path / "good", reg.host, reg.user, reg.password))
+    wrong = str(docker_config(tmp_path / "wrong", reg.host, reg.user, "not-" + reg.password))
+    assert refusal(reg.host, {"DOCKER_CONFIG": good}) is None
+    assert refusal(reg.host, {"DOCKER_CONFIG": wrong}) == (
+        f"registry {reg.host} refused the credentials of user {reg.user} from {wrong}/config.json (HTTP 401); "
+        f"run `docker login {reg.host}` with the right password")
+    assert reg.tokens.requests == [200, 401]  # each went through the token service
+
+    monkeypatch.setenv("DOCKER_CONFIG", good)
+    tag = _tiny_image(docker_client, f"{reg.host}/tokens/churn", "1.0.0-aaaaaaaaaaaa", "t-tokens", "1.0.0")
+    client = docker.from_env()  # the engine fetches its own token with the config's credentials
+    try:
+        assert push.push_image(client, tag, attempts=1).startswith("sha256:")
+        assert registry_tags([tag, tag.replace("1.0.0-", "2.0.0-")]) == {tag}  # HEAD with a pull token
+        assert reg.tags("tokens/churn") == ["1.0.0-aaaaaaaaaaaa"]
+        Registry(reg.host).delete("tokens/churn", "1.0.0-aaaaaaaaaaaa")  # a token with the delete scope
+        assert reg.tags("tokens/churn") == []
+    finally:
+        client.close()
+        docker_client.images.remove(tag)

@@ -182,10 +182,11 @@ def deploy(target, r: Rollout, live: list, want: dict) -> bool:
     side_ports = set(side.get("backends", ()))
     mine = [c for c in live if identity(c.labels) == want and c.status == "running" and infra.in_pod(c)
             and serving_port(c) in side_ports]
-    resume_at = None
+    resume_at, elapsed = None, 0.0
     if side and len(mine) == len(side_ports) == d.replicas and ("canary" in entry) == (d.rollout.strategy == "canary"):
         resume_at, fresh = side.get("weight", 0), mine
-        target.log(f"{d.address}: resuming the rollout of {d.version} at {resume_at}%")
+        elapsed = step_elapsed(infra.table.ask({"op": "get"}), d, resume_at)
+        target.log(f"{d.address}: resuming the rollout of {d.version} at {resume_at}%, {elapsed:.0f}s into its step")
     else:
         if side:  # a rollout of another config, or cut short: its canary goes, stable keeps serving
             _route(target, d, {"port": d.port, "backends": sorted(serving_port(c) for c in stable)})
@@ -198,5 +199,18 @@ def deploy(target, r: Rollout, live: list, want: dict) -> bool:
     url = getattr(target, "prometheus_url", None)
     stable_version = next((c.labels.get(L.VERSION, "?") for c in stable), "?")
     progressive(DockerTraffic(target, d, stable, fresh), r, stable_version, target.log,
-                A.prometheus(url) if url else None, resume_index(d.rollout, resume_at))
+                A.prometheus(url) if url else None, resume_index(d.rollout, resume_at), elapsed)
     return True
+
+
+def step_elapsed(state: dict, d, weight: float) -> float:
+    """Seconds the front has held the step at ``weight``: its side set's ``since`` against the
+    front's ``now`` (one clock, the front's). 0 when the spec has no step at that weight any more
+    (the rollout goes on at the next one, from its start) or the front stamps nothing (older)."""
+    entry = (state.get("routes") or {}).get(d.name) or {}
+    side = entry.get("canary") or entry.get("shadow") or {}
+    steps = steps_of(d.rollout)
+    i = resume_index(d.rollout, weight)
+    if i >= len(steps) or steps[i].weight != weight or "since" not in side or "now" not in state:
+        return 0.0
+    return max(0.0, state["now"] - side["since"])

@@ -598,10 +598,11 @@ def _side_set(name, kind, s, is_port):
     """A route's canary ({"backends", "weight": percent}) or shadow ({"backends"}) set."""
     ok = isinstance(s, dict) and isinstance(s.get("backends"), list) and all(map(is_port, s["backends"]))
     weight = s.get("weight") if isinstance(s, dict) else None
+    since = {"since": s["since"]} if ok and type(s.get("since")) in (int, float) else {}  # see Front.stamped
     if ok and kind == "canary" and type(weight) in (int, float) and 0 <= weight <= 100:
-        return {"backends": list(s["backends"]), "weight": weight}
+        return {"backends": list(s["backends"]), "weight": weight, **since}
     if ok and kind == "shadow":
-        return {"backends": list(s["backends"])}
+        return {"backends": list(s["backends"]), **since}
     shape = '{"backends": [<port>, ...], "weight": <0..100>}' if kind == "canary" else '{"backends": [<port>, ...]}'
     raise ValueError(f"route {name!r}: {kind} expected {shape}")
 
@@ -790,6 +791,7 @@ class Front:
         for name, route in changes.items():
             if route is None:
                 continue
+            route = self.stamped(name, route)
             if name in self.servers and self.routes[name]["port"] == route["port"]:
                 self.routes[name] = route
                 self.errors.pop(name, None)
@@ -808,8 +810,20 @@ class Front:
             os.fsync(f.fileno())
         os.replace(tmp, self.path)
 
+    def stamped(self, name, route):
+        """The route with each canary or shadow set stamped with when it was first set as it is
+        (this front's clock; kept across restarts in the table): a step's start, which the apply
+        tool compares with ``now`` to resume a killed rollout with only the rest of its pause."""
+        old = self.routes.get(name) or {}
+        for kind in ("canary", "shadow"):
+            side, prev = route.get(kind), old.get(kind) or {}
+            if side is not None:
+                same = {k: v for k, v in prev.items() if k != "since"} == {k: v for k, v in side.items() if k != "since"}
+                route = {**route, kind: {**side, "since": prev["since"] if same and "since" in prev else time.time()}}
+        return route
+
     def state(self):
-        return {"routes": dict(self.routes), "errors": dict(self.errors), "pod": self.pod()}
+        return {"routes": dict(self.routes), "errors": dict(self.errors), "pod": self.pod(), "now": time.time()}
 
     def answer(self, line):
         try:

@@ -122,3 +122,22 @@ def test_the_canary_metrics_path_is_an_empty_page_without_a_canary_and_the_canar
     conn.request("GET", "/_mlspec/canary/0/metrics")
     resp = conn.getresponse()
     assert resp.status == 200 and json.loads(resp.read())["backend"] == canary.name and canary.seen[-1] == "/metrics"
+
+
+def test_a_step_start_is_stamped_once_kept_across_a_restart_and_new_with_a_new_weight(front):
+    """The front stamps a canary set with its own clock when it is first set as it is: the step's
+    start, which a resumed apply compares with the front's ``now`` (never the apply host's clock)."""
+    f = front()
+    f.start()
+    port = free_port()
+    first = f.set(m={"port": port, "backends": [1], "canary": {"backends": [2], "weight": 10}})
+    since = first["routes"]["m"]["canary"]["since"]
+    assert since <= first["now"]
+    again = f.set(m={"port": port, "backends": [1], "canary": {"backends": [2], "weight": 10}})
+    assert again["routes"]["m"]["canary"]["since"] == since  # a resumed step keeps its start
+    assert f.stop() == 0
+    f.start()
+    rc, got = f.client({"op": "get"})
+    assert got["routes"]["m"]["canary"]["since"] == since and got["now"] >= since
+    moved = f.set(m={"port": port, "backends": [1], "canary": {"backends": [2], "weight": 50}})
+    assert moved["routes"]["m"]["canary"]["since"] > since

@@ -1,7 +1,8 @@
 """Canary rollouts on a one-node swarm, judged by a real Prometheus scraping the real front: a good
 canary (its own service) goes 10% -> 50% -> 100% on its own and the stable service ends on its
 version; a canary that fails half its requests (MLSPEC_FAIL_RATE) is rolled back after its first
-step while the stable service serves on; `mlspec rollout abort` ends one at once.
+step while the stable service serves on; `mlspec rollout abort` ends one at once; an apply SIGKILLed
+mid-pause is resumed by the next one with only the rest of the pause.
 
 The tests run in file order on one deployment: each starts from the state the previous one left.
 """
@@ -10,6 +11,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
 from types import MappingProxyType
 
 import pytest
@@ -22,7 +31,7 @@ from mlspec.apply.swarm_target import SwarmTarget
 from mlspec.spec.model import Analysis, RolloutSpec, Step
 from swarm_helpers import Traffic, free_port, infer, val_rows
 from tests.conftest import require
-from tests.live_helpers import start_prometheus
+from tests.live_helpers import start_prometheus, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.promtool, pytest.mark.slow]
 
@@ -58,9 +67,9 @@ def prometheus(target, port, processes, prometheus_bin, tmp_path):
     return target
 
 
-def rollout(quickstart, images, port: int, version: str, **env) -> Rollout:
+def rollout(quickstart, images, port: int, version: str, first_pause: str = "4s", **env) -> Rollout:
     d = quickstart.model("churn").deployments[0]
-    r = RolloutSpec("canary", (Step(10, "4s"), Step(50, "4s")),
+    r = RolloutSpec("canary", (Step(10, first_pause), Step(50, "4s")),
                     analysis=Analysis(min_requests=5, max_wait="40s", max_error_rate=0.1, max_latency_p95=2.0))
     d = dataclasses.replace(d, target=TARGET, version=version, port=port, replicas=1, rollout=r,
                             env=MappingProxyType(env), secrets=MappingProxyType({}), readiness_timeout=60.0)
@@ -120,6 +129,38 @@ def test_an_operator_aborts_a_rollout_in_progress(target, quickstart, images, po
     done = swarm_canary.end(target, "churn", promote=False)
     assert done.startswith("aborted: ") and service_versions(target) == {"churn": "1.1.0", "proxy": ""}
     assert {infer(port, ROWS)["model_version"] for _ in range(10)} == {"1.1.0"}
+
+
+def test_killed_mid_pause_the_next_apply_resumes_with_the_rest_of_the_pause(prometheus, quickstart, images, port):
+    """apply SIGKILLed (the whole process) 10% into a 15 s step; the next one resumes at 10% with
+    what is left of the pause, counted from the route service's UpdatedAt on the manager's clock."""
+    t = prometheus
+    args = {"project": t.project, "base_image": t.proxy_image, "images": images, "port": port, "version": "1.0.0",
+            "prometheus": t.prometheus_url, "pause": "15s"}
+    child = subprocess.Popen([sys.executable, str(Path(__file__).with_name("canary_child.py")), json.dumps(args)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    lines: list[tuple[float, str]] = []
+    reader = threading.Thread(target=lambda: lines.extend((time.monotonic(), x) for x in child.stdout), daemon=True)
+    reader.start()
+    try:
+        shown = wait_for("the canary at 10%", lambda: next((at for at, x in lines if "canary 1.0.0 at 10%" in x), None), 180)
+    finally:
+        os.killpg(child.pid, signal.SIGKILL)
+        child.wait(30)
+    print("".join(x for _, x in lines))
+    assert service_versions(t) == {"churn": "1.1.0", "canary": "1.0.0", "route": "1.0.0", "proxy": ""}
+    with Traffic(port, ROWS) as traffic:
+        restarted = time.monotonic()
+        t.deploy(rollout(quickstart, images, port, "1.0.0", first_pause="15s"))
+    print(traffic.summary())
+    out = "\n".join(t.lines)
+    held = int(re.search(r"resuming the rollout of 1\.0\.0 at 10%, (\d+)s into its step", out).group(1))
+    assert held >= int(restarted - shown) - 1, (held, restarted - shown)
+    left = int(re.search(r"canary 1\.0\.0 at 10% \(step 1 of 2, 15s\), (\d+)s of it left", out).group(1))
+    assert abs(left - max(0, 15 - held)) <= 1, (left, held)
+    assert "canary 1.0.0 at 50%" in out and "1.0.0 promoted to 100%" in out
+    assert not traffic.failures, traffic.summary()
+    assert service_versions(t) == {"churn": "1.0.0", "proxy": ""}
 
 
 def test_destroy_removes_every_service(target, port):

@@ -15,7 +15,7 @@ are what they were when it was written:
 
 Only a spec that validated with no problem is kept: every error still comes from the full check,
 with its file, line and key. Only ``mlspec`` as a command turns it on (``enable``): a program that
-calls the library validates every time. ``MLSPEC_CACHE=0`` turns it off. The entries are pickles
+calls the library validates every time. ``MLSPEC_SPEC_CACHE=0`` turns it off. The entries are pickles
 in a folder only the user may write; one owned by someone else is never read.
 """
 
@@ -66,7 +66,7 @@ class _Entry:
 
 def enable() -> None:
     global _enabled
-    _enabled = os.environ.get("MLSPEC_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
+    _enabled = os.environ.get("MLSPEC_SPEC_CACHE", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def folder() -> Path:

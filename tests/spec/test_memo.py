@@ -20,7 +20,7 @@ QUICKSTART = Path(__file__).resolve().parents[2] / "examples" / "quickstart"
 @pytest.fixture
 def repo(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-    monkeypatch.setenv("MLSPEC_CACHE", "1")
+    monkeypatch.setenv("MLSPEC_SPEC_CACHE", "1")
     monkeypatch.setattr(memo, "_current", None)
     memo.enable()
     yield shutil.copytree(QUICKSTART, tmp_path / "repo")
@@ -107,8 +107,8 @@ def test_the_library_alone_remembers_nothing(tmp_path, monkeypatch):
     assert not (tmp_path / "cache").exists()
 
 
-def test_mlspec_cache_0_turns_it_off(repo, monkeypatch):
-    monkeypatch.setenv("MLSPEC_CACHE", "0")
+def test_mlspec_spec_cache_0_turns_it_off(repo, monkeypatch):
+    monkeypatch.setenv("MLSPEC_SPEC_CACHE", "0")
     memo.enable()
     calls = validations(monkeypatch)
     cmd.load(repo)

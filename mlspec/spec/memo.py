@@ -7,7 +7,8 @@ records validation built and the files generated from them. It is used only when
 are what they were when it was written:
 
 - the text of every spec file (read again each run; its sha256 is the entry's key),
-- mlspec itself: every file of the package and of its built-in templates, by size and mtime,
+- mlspec itself: every file of the package and of its built-in templates, by size and mtime, and
+  the libraries that validate and generate (pydantic, ruamel.yaml, PyYAML, Jinja2),
 - every file and folder the checks looked at (artifacts, datasets, Dockerfiles, scripts): the
   path it resolves to through symlinks, and its inode, size, mtime and ctime, as git's index
   judges a file unchanged, so a pinned file is not hashed again,
@@ -15,8 +16,8 @@ are what they were when it was written:
 
 Only a spec that validated with no problem is kept: every error still comes from the full check,
 with its file, line and key. Only ``mlspec`` as a command turns it on (``enable``): a program that
-calls the library validates every time. ``MLSPEC_SPEC_CACHE=0`` turns it off. The entries are pickles
-in a folder only the user may write; one owned by someone else is never read.
+calls the library validates every time. ``MLSPEC_SPEC_CACHE=0`` turns it off. The entries are
+pickles in a folder only the user may write; one owned by someone else is never read.
 """
 
 from __future__ import annotations
@@ -87,11 +88,30 @@ def _tree(top: Path) -> list[tuple]:
     return out
 
 
+# The libraries validation and generation run on: an upgrade of one may change what they accept or write.
+LIBRARIES = ("pydantic", "pydantic_core", "ruamel.yaml", "yaml", "jinja2")
+
+
+def _libraries() -> list[tuple]:
+    import importlib.util
+
+    out = []
+    for name in LIBRARIES:
+        try:
+            spec = importlib.util.find_spec(name)
+            st = os.stat(spec.origin) if spec and spec.origin else None
+        except (ImportError, OSError, ValueError):
+            st = None
+        out.append((name, spec.origin if st else None, st and (st.st_size, st.st_mtime_ns, st.st_ino)))
+    return out
+
+
 @functools.lru_cache(maxsize=1)
 def _code() -> str:
     from importlib.resources import files
 
-    parts = [sys.version, str(FORMAT), repr(_tree(_PACKAGE)), repr(_tree(Path(str(files("mlspec.templates")))))]
+    parts = [sys.version, str(FORMAT), repr(_tree(_PACKAGE)), repr(_tree(Path(str(files("mlspec.templates"))))),
+             repr(_libraries())]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
 

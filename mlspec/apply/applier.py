@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Protocol
 
+from mlspec.apply import interrupt
 from mlspec.apply.backends import Images, Target
 from mlspec.apply.containers import Rollout as Deploy
 from mlspec.errors import ApplyError
@@ -53,17 +54,31 @@ class Result:
         return f"Apply complete! {n} change(s) made." if n else "Apply complete! Nothing to change."
 
 
+class _NotStarted(Exception):
+    """An item left alone because Ctrl-C was pressed before its turn came."""
+
+
 def _stage(items: list, fn: Callable, parallelism: int) -> None:
-    """Run ``fn`` over ``items``; every failure is reported, the first one raised after all finish."""
+    """Run ``fn`` over ``items``; every failure is reported, the first one raised after all finish.
+    After a Ctrl-C no item starts, and those under way finish (or stop at a safe point)."""
     if not items:
         return
+
+    def run(item):
+        if interrupt.stopping():
+            raise _NotStarted()
+        return fn(item)
+
     errors: list[BaseException] = []
     with ThreadPoolExecutor(max_workers=max(1, parallelism)) as pool:
-        for fut in [pool.submit(fn, item) for item in items]:
+        for fut in [pool.submit(run, item) for item in items]:
             try:
                 fut.result()
             except BaseException as e:  # noqa: BLE001 - gathered, then the first is raised
                 errors.append(e)
+    # Stopped on Ctrl-C (not started, or left at a safe point) is not a failure: the applier says
+    # what was done once the stage is over.
+    errors = [e for e in errors if not isinstance(e, (_NotStarted, interrupt.Interrupted))]
     if errors:
         if len(errors) > 1 and all(isinstance(e, ApplyError) for e in errors):
             raise ApplyError(" ".join(str(e) for e in errors))
@@ -82,16 +97,44 @@ class Applier:
             raise ApplyError("this plan carries no actions to apply; PR-mode plans (--base) are for review only.")
         kinds = {k: [a for a in plan.actions if isinstance(a, k)] for k in (Build, Evaluate, Push, Rollout, WriteFile, Prune)}
         # Build, then gate, then push: an image that fails its gates never reaches the registry.
-        _stage(kinds[Build], self._build, self.parallelism)
-        _stage(kinds[Evaluate], self._gate, self.parallelism)
-        _stage(kinds[Push], self._push, self.parallelism)
+        _stage(kinds[Build], self._step(self._build, "build of {}"), self.parallelism)
+        self._checkpoint(plan)
+        _stage(kinds[Evaluate], self._step(self._gate, "evaluation of {}"), self.parallelism)
+        self._checkpoint(plan)
+        _stage(kinds[Push], self._step(self._push, "push of {}"), self.parallelism)
+        self._checkpoint(plan)
         deploys = [self._deploy_of(r) for r in kinds[Rollout]]
         for target in sorted({d.deployment.target for d in deploys}):
             self.b.target(target).prepare([d for d in deploys if d.deployment.target == target])
-        _stage(list(zip(kinds[Rollout], deploys)), self._rollout, self.parallelism)
+        _stage(list(zip(kinds[Rollout], deploys)), self._step(self._rollout, "rollout of {}"), self.parallelism)
+        self._checkpoint(plan)
         self._files(kinds[WriteFile])
-        _stage(kinds[Prune], self._prune, self.parallelism)
+        self._checkpoint(plan)
+        _stage(kinds[Prune], self._step(self._prune, "removal of {}"), self.parallelism)
         return self.result
+
+    def _step(self, fn: Callable, what: str) -> Callable:
+        """``fn`` with its item named as under way while it runs (what a first Ctrl-C finishes)."""
+        def run(item) -> None:
+            address = (item[0] if isinstance(item, tuple) else item).address
+            interrupt.doing(address, what.format(address))
+            try:
+                fn(item)
+            finally:
+                interrupt.done(address)
+        return run
+
+    def _checkpoint(self, plan: Plan) -> None:
+        """Between stages: after a Ctrl-C, stop here and say what was done and what was not."""
+        if not interrupt.stopping():
+            return
+        left = [a.address for a in plan.actions if a.address not in self.result.done]
+        if not left:
+            return  # the press came with the last step: everything it asked for is done
+        done = f"{len(self.result.done)} change(s) made" + (f" ({', '.join(self.result.done)})" if self.result.done else "")
+        raise interrupt.Interrupted(
+            f"apply stopped on Ctrl-C: {done}; not done: {', '.join(left) or 'nothing'}. Nothing is left half "
+            "replaced and the lock is released: the next apply picks up from here.")
 
     # -- stages --------------------------------------------------------------------------------
 

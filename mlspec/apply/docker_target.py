@@ -33,14 +33,18 @@ import docker.errors
 
 from mlspec import labels as L
 from mlspec.apply import containers as C
-from mlspec.apply import canary, readiness, secret_files
+from mlspec.apply import canary, interrupt, readiness, secret_files
 from mlspec.apply.containers import Rollout
-from mlspec.apply.infra import Infra, ensure_image, serving_port, stop_and_remove
+from mlspec.apply.infra import STOP_TIMEOUT, Infra, ensure_image, serving_port, stop_and_remove
 from mlspec.errors import ApplyError
 from mlspec.state import secret_names
 from mlspec.state.docker_reader import secrets_lost, time_key
 
 Log = Callable[[str], None]
+
+
+def kept(keep: list) -> str:
+    return f"{len(keep)} running container(s) keep serving" if keep else "nothing was serving before"
 
 
 def created(c) -> str:
@@ -120,9 +124,14 @@ class DockerTarget:
         old = [c for c in live if C.identity(c.labels) != want] + lost
         self._stop(leftovers, "leftover")
         start, retire = replica_moves(keep, d.replicas)
-        fresh = self._start(r, start, self._planned.pop(d.name, [])) if start else []
-        if fresh and (self.wait or old or keep):
-            self._await_ready(r, fresh, keep=old or keep)
+        try:
+            fresh = self._start(r, start, self._planned.pop(d.name, [])) if start else []
+            if fresh and (self.wait or old or keep):
+                self._await_ready(r, fresh, keep=old or keep)
+        except interrupt.Interrupted:  # Ctrl-C twice, at a safe point: the new containers are gone
+            self.log(f"{d.address}: stopped on Ctrl-C before the switch; the new containers were removed and "
+                     f"{kept(old or keep)}")
+            raise
         self._stop(infra.legacy.pop(d.name, []), "per-deployment front of an older mlspec")
         entry = C.route_entry(d, (serving_port(c) for c in keep + fresh if c not in retire))
         if infra.table.routes.get(d.name) != entry:
@@ -154,14 +163,20 @@ class DockerTarget:
         sealed = secret_names.seal(values) if values else None
         started = []
         try:
-            for port in ports:
+            for k, port in enumerate(ports, 1):
+                interrupt.doing(r.deployment.address, f"rollout of {r.deployment.address} (replica {k}/{len(ports)})")
+                if interrupt.hurry():  # a safe point: nothing of this version is in rotation yet
+                    raise interrupt.Interrupted(f"{r.deployment.address}: stopped on Ctrl-C before the switch")
                 c = self.client.containers.create(**C.model_create_args(r, user, self.infra.pod.id, port, sealed))
                 started.append(c)
                 c.start()
                 secret_files.deliver(self.client, c, values, r.deployment.address)
                 self.log(f"{r.deployment.address}: {c.name} started ({r.deployment.version})")
         except (docker.errors.APIError, ApplyError) as exc:
-            self._stop(started, "failed")
+            if isinstance(exc, interrupt.Interrupted):
+                self._stop(started, "stopped on Ctrl-C", timeout=5)  # never in rotation: nothing to drain
+            else:
+                self._stop(started, "failed")
             if r.deployment.name in self.infra.table.routes and not self.infra.containers("model", r.deployment.name):
                 self.infra.table.route({r.deployment.name: None})  # routed by prepare(): nothing to route to
             if isinstance(exc, ApplyError):
@@ -172,23 +187,26 @@ class DockerTarget:
 
     def _await_ready(self, r: Rollout, fresh: list, keep: list) -> None:
         d = r.deployment
+        interrupt.doing(d.address, f"rollout of {d.address} (waiting for {len(fresh)} new replica(s) to be ready)")
         failed = readiness.wait(self.infra.pod, {c: f"127.0.0.1:{serving_port(c)}" for c in fresh},
-                                d.readiness_timeout)
+                                d.readiness_timeout, stop=interrupt.hurry)
         if failed is None:
             self.log(f"{d.address}: {len(fresh)} new container(s) ready")
-            return
+            return interrupt.doing(d.address, f"rollout of {d.address} (switching traffic, then draining the old containers)")
         c, why = failed
+        if why is None:  # Ctrl-C twice: the new containers go, the old ones were never touched
+            self._stop(fresh, "stopped on Ctrl-C", timeout=5)  # never in rotation: nothing to drain
+            raise interrupt.Interrupted(f"{d.address}: stopped on Ctrl-C before the switch")
         tail = readiness.stopped_logs(c)
         self._stop(fresh, "unready")
-        kept = f"{len(keep)} running container(s) keep serving" if keep else "nothing was serving before"
         raise ApplyError(f"{d.address}: version {d.version} ({c.name}) {why}; it was "
-                         f"removed and {kept}. Its last log lines:\n{tail}")
+                         f"removed and {kept(keep)}. Its last log lines:\n{tail}")
 
-    def _stop(self, found: list, why: str) -> None:
+    def _stop(self, found: list, why: str, timeout: float = STOP_TIMEOUT) -> None:
         # SIGTERM and wait: the server drains what is in flight; the front already retries
         # anything it refuses on another backend. Containers drain side by side.
         def stop(c) -> None:
-            stop_and_remove(c, why, self.log)
+            stop_and_remove(c, why, self.log, timeout)
             if c.labels.get(L.SERVING_PORT):
                 self.infra.release(c)
 

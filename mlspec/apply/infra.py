@@ -92,10 +92,10 @@ def ensure_image(client: docker.DockerClient, image: str, log: Log) -> None:
                              f"({exc.explanation}); build and push it first.") from exc
 
 
-def stop_and_remove(c, why: str, log: Log) -> None:
-    """SIGTERM, up to STOP_TIMEOUT seconds to drain, then remove; gone already is fine."""
+def stop_and_remove(c, why: str, log: Log, timeout: float = STOP_TIMEOUT) -> None:
+    """SIGTERM, up to ``timeout`` seconds to drain, then remove; gone already is fine."""
     try:
-        c.stop(timeout=STOP_TIMEOUT)
+        c.stop(timeout=timeout)
         c.remove(force=True)
         log(f"{c.name}: stopped and removed ({why})")
     except docker.errors.NotFound:

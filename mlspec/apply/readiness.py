@@ -13,7 +13,7 @@ import contextlib
 import json
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
@@ -114,12 +114,16 @@ def probe(pod, deadlines: Mapping[str, float | None], budget: float) -> Probed:
         return Probed({}, {}, None)
 
 
-def wait(pod, fresh: Mapping[Any, str], timeout: float, clock=None) -> tuple[object, str] | None:
+def wait(pod, fresh: Mapping[Any, str], timeout: float, clock=None,
+         stop: Callable[[], bool] = lambda: False) -> tuple[object, str | None] | None:
     """None once every container in ``fresh`` (container: "host:port" seen from the pod) answers
     ready; else (the culprit, why) as soon as one exits, or once one is ``timeout`` seconds past
-    its start and still not ready. ``clock``: the engine host's time, when the probe cannot say."""
+    its start and still not ready; (a container, None) once ``stop()`` says so (checked at least
+    every PROBE_ROUND seconds). ``clock``: the engine host's time, when the probe cannot say."""
     clock, skew = clock or time.time, 0.0  # skew: the engine host's clock minus ours, as last seen
     while True:
+        if stop():
+            return next(iter(fresh)), None
         for c in fresh:
             c.reload()
             if c.status in ("exited", "dead") or c.attrs["RestartCount"] > 0:

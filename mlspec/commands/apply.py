@@ -126,6 +126,9 @@ def _execute(spec: Spec, builds, plan: Plan, engines: Engines, opts: ApplyOption
 
     commit = head_commit(spec.root)
     backends = real_backends(spec, engines, log, commit, wait=opts.wait)
-    result = Applier(spec.project.name, backends, parallelism=opts.parallelism, log=log, commit=commit).apply(plan)
+    from mlspec.apply import interrupt
+
+    with interrupt.handled(log):  # Ctrl-C: finish what is under way, then stop (exit 130)
+        result = Applier(spec.project.name, backends, parallelism=opts.parallelism, log=log, commit=commit).apply(plan)
     out.write(f"\n{result.summary()}\n")
     return 0

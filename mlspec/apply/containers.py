@@ -90,7 +90,8 @@ def proxy_config_hash(r: Rollout, proxy_image: str, publish_address: str) -> str
     # Everything the front is made of, its network and backend alias included: a front left on
     # another network (made by an older mlspec) could never reach new containers, so it is replaced.
     d = r.deployment
-    return sha256_json({"image": proxy_image, "port": d.port, "address": publish_address,
+    grpc = {"grpc_port": d.grpc_port} if d.grpc_port else {}  # when set: other fronts' hashes stay
+    return sha256_json({"image": proxy_image, "port": d.port, **grpc, "address": publish_address,
                         "network": network_name(r.project, d.target), "backend": alias(d.name),
                         "source": hashlib.sha256(PROXY_SOURCE.encode()).hexdigest()})
 

@@ -69,7 +69,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 try:  # a module here (tests, linters); inside the front, tunnel.py's source runs just before this file's
-    from mlspec.apply.tunnel import Tunnels, grpc_backends
+    from mlspec.apply.tunnel import GRPC_PORT_OFFSET, Tunnel, Tunnels, grpc_backends
 except ImportError:
     pass
 
@@ -500,9 +500,14 @@ def serve_dns():
     server.canaries, server.mirror = dns_canaries, dns_mirror
     if ROUTE_FROM:
         threading.Thread(target=ROUTE.poll, args=(ROUTE_FROM,), daemon=True).start()
+    # gRPC passthrough on MLSPEC_PROXY_PORT + the offset, to each task's gRPC port (mlspec/apply/tunnel.py)
+    grpc = (Tunnel(DEPLOYMENT, ("0.0.0.0", LISTEN_PORT + GRPC_PORT_OFFSET), grpc_backends(dns_backends), CONNS)
+            if os.environ.get("MLSPEC_PROXY_GRPC") == "1" else None)
 
     def stop():
         DRAINING.set()
+        if grpc is not None:
+            grpc.close()
         server.shutdown()
 
     signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=stop).start())

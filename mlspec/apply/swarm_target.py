@@ -34,6 +34,7 @@ from mlspec import labels as L
 from mlspec.apply import containers as C
 from mlspec.apply import lock, readiness, swarm_canary, swarm_secrets
 from mlspec.apply.containers import Rollout
+from mlspec.apply.tunnel import GRPC_PORT_OFFSET
 from mlspec.errors import ApplyError
 from mlspec.spec.units import size_bytes
 
@@ -152,7 +153,8 @@ class SwarmTarget:
         # Secrets as Docker secrets (files under /run/secrets), never values in the environment.
         user = self._user(r.image)
         refs = self.secrets.ensure(d.name, d.address, C.resolve_secrets(d), user)
-        env = {**d.env, **swarm_secrets.env(d.secrets), "MLSPEC_PORT": str(C.SERVING_PORT)}
+        env = {**d.env, **swarm_secrets.env(d.secrets), "MLSPEC_PORT": str(C.SERVING_PORT),
+               **({"MLSPEC_GRPC_PORT": str(C.SERVING_PORT + GRPC_PORT_OFFSET)} if d.grpc_port else {})}
         # No Test: the image's own HEALTHCHECK command, with timings of ours. After start_period,
         # HEALTH_RETRIES failed probes make the task unhealthy, so swarm fails it (and rolls the
         # update back) about readiness_timeout after it started.
@@ -189,13 +191,16 @@ class SwarmTarget:
             return
         env = {"MLSPEC_PROXY_BACKEND": backend, "MLSPEC_PROXY_PORT": str(C.PROXY_PORT),
                "MLSPEC_PROXY_BACKEND_PORT": str(C.SERVING_PORT), "MLSPEC_PROXY_DEPLOYMENT": d.name,
-               **swarm_canary.front_env(backend)}
+               **swarm_canary.front_env(backend), **({"MLSPEC_PROXY_GRPC": "1"} if d.grpc_port else {})}
+        ports = {d.port: (C.PROXY_PORT, "tcp", "host")}
+        if d.grpc_port:  # the front's gRPC tunnel listens beside it (mlspec/apply/tunnel.py)
+            ports[d.grpc_port] = (C.PROXY_PORT + GRPC_PORT_OFFSET, "tcp", "host")
         cs = hardened(self.proxy_image, C.PROXY_UID, labels, env=env,
                       command=["python3", "-c", C.PROXY_SOURCE])
         spec = dict(name=name, labels=labels, mode=ServiceMode("global"),
                     task_template=TaskTemplate(cs, networks=[net], restart_policy=RestartPolicy("any"),
                                                resources=Resources(mem_limit=size_bytes(C.PROXY_MEMORY))),
-                    endpoint_spec=EndpointSpec(ports={d.port: (C.PROXY_PORT, "tcp", "host")}),
+                    endpoint_spec=EndpointSpec(ports=ports),
                     update_config=UpdateConfig(parallelism=1, order="stop-first"))
         if live:
             self.log(f"{name}: replace the front (port or proxy changed)")

@@ -230,8 +230,6 @@ def check_model(doc: Document, root: Path | None, project: ProjectDoc | None) ->
         if d.version not in versions:
             yield doc.at(("deployments", i, "version"), "unknown version; add it under versions first")
         target = targets.get(d.target) if targets is not None else None
-        if target is not None and target.type == "swarm" and d.grpc_port is not None:
-            yield doc.at(("deployments", i, "grpc_port"), "gRPC is published on docker targets only for now; the swarm front forwards HTTP")
         if target is not None and target.type == "swarm":
             # Swarm refuses a service name over 63 characters, at apply time; the front is the longest.
             front = f"mlspec-{project.name}-{d.target}-{d.name or m.name}-proxy"

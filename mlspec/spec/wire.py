@@ -354,7 +354,7 @@ class Deployment(Strict):
     name: Name | None = Field(None, description="Defaults to <model>")
     replicas: int | None = Field(None, ge=1, le=100)
     port: int = Field(ge=1, le=65535, description="Published host port")
-    grpc_port: int | None = Field(None, ge=1, le=65535, description="Published host port of the model's gRPC endpoint (KServe v2 / Open Inference Protocol); docker targets; omitted = HTTP only")
+    grpc_port: int | None = Field(None, ge=1, le=65535, description="Published host port of the model's gRPC endpoint (KServe v2 / Open Inference Protocol); omitted = HTTP only")
     resources: Resources | None = None
     env: dict[EnvName, EnvValue] = Field(default_factory=dict)
     secrets: dict[EnvName, SecretRef] = Field(default_factory=dict)

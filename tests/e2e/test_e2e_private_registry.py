@@ -53,8 +53,14 @@ def configs(registry, tmp_path_factory) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def project(make_project, registry):
-    return make_project("e2e-privreg", registry=registry.host)
+def project(make_project, registry, docker_client):
+    project = make_project("e2e-privreg", registry=registry.host)
+    yield project
+    # The evaluation cache's one-layer images carry no project label for Project.cleanup to find.
+    for image in docker_client.images.list():
+        for tag in image.tags:
+            if tag.startswith(f"{registry.host}/{project.name}/"):
+                docker_client.images.remove(tag, force=True)
 
 
 def env(configs, which: str) -> dict[str, str]:

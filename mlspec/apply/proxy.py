@@ -409,8 +409,9 @@ class Handler(BaseHTTPRequestHandler):
         canary = CANARY_METRICS.match(self.path)
         if canary and self.command == "GET":
             return self._canary_metrics(int(canary.group(1)), headers)
-        if self.path == FRONT_METRICS and self.command == "GET":
-            return self._reply(200, [("Content-Type", "text/plain; version=0.0.4")], SHADOW.text())
+        if self.path == FRONT_METRICS and self.command == "GET":  # this port's deployment's only
+            return self._reply(200, [("Content-Type", "text/plain; version=0.0.4")],
+                               SHADOW.text(getattr(self.server, "deployment", None)))
         mirror = getattr(self.server, "mirror", None)
         status, out_headers, data = 503, [], b""
         last = "no backend is registered"
@@ -667,9 +668,9 @@ class Shadow:
 
         threading.Thread(target=run, daemon=True).start()
 
-    def text(self):
+    def text(self, only=None):
         with self.lock:
-            items = sorted(self.counts.items())
+            items = sorted((k, v) for k, v in self.counts.items() if only is None or k[0] == only)
         lines = ["# HELP mlspec_shadow_agreement_total Shadow answers compared with the served one.",
                  "# TYPE mlspec_shadow_agreement_total counter"]
         lines += [f'mlspec_shadow_agreement_total{{deployment="{n}",outcome="{o}"}} {v}' for (n, o), v in items]

@@ -48,6 +48,8 @@ CONTRACT_METRICS = (
     "mlspec_feature_value_count",
     "mlspec_feature_category_total",  # text features by category (mlspec/serving/categories.py)
     "mlspec_feedback_total",
+    # the front's own (GET /_mlspec/metrics on a deployment's port), while a shadow rollout runs
+    "mlspec_shadow_agreement_total",
 )
 
 ALERT_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")

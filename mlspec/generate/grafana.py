@@ -95,7 +95,8 @@ def panels(spec: Spec, model: Model) -> list[dict]:
                 {"color": "green", "value": 0.5}]}},
             options={"colorMode": "value", "graphMode": "area", "textMode": "value",
                      "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False}}))
-    return out + (quality_panels(spec, model) if has_quality(model) else [])
+    out += quality_panels(spec, model) if has_quality(model) else []
+    return out + rollout_panels(spec, model, 30 if has_quality(model) else 22)
 
 
 def has_quality(model) -> bool:
@@ -103,6 +104,57 @@ def has_quality(model) -> bool:
     if isinstance(model, _Shape):
         return model.quality
     return any(model.version(d.version).evaluation is not None for d in model.deployments)
+
+
+def rollouts(model) -> tuple[tuple[str, str], ...]:
+    """(deployment, strategy) of the model's deployments that take new versions step by step."""
+    if isinstance(model, _Shape):
+        return model.rollouts
+    return tuple(sorted((d.name, d.rollout.strategy) for d in model.deployments if d.rollout.strategy != "replace"))
+
+
+ROLLOUT_RANGE = "1m"  # short: a canary step lasts minutes, and both versions are read over one window
+
+
+def rollout_panels(spec: Spec, model: Model, y: int) -> list[dict]:
+    """One row comparing the new version with the stable one, per deployment that rolls out by
+    canary or shadow: what the rollout analysis judges (mlspec/apply/analysis.py) over a short
+    window, and, for a shadow, how often its answers agree with the ones served."""
+    moving = rollouts(model)
+    if not moving:
+        return []
+    names = [n for n, _ in moving]
+    sel = f'model="{model.name}", ' + (f'deployment="{names[0]}"' if len(names) == 1 else f'deployment=~"{"|".join(names)}"')
+    r, by = ROLLOUT_RANGE, "sum by (deployment, version)"
+    shadows = [n for n, kind in moving if kind == "shadow"]
+    w = 6 if shadows else 8
+    out = [
+        _panel(spec, 12, "timeseries", "Rollout: request rate, new against stable", (0, y, w, 8),
+               [_q(f"{by} (rate(mlspec_inference_requests_total{{{sel}}}[{r}]))", "{{deployment}} {{version}}")],
+               "reqps", f"Requests a second each version answers while a canary or shadow runs, over {r}: the "
+               "new version's share follows the canary's weight."),
+        _panel(spec, 13, "timeseries", "Rollout: error ratio, new against stable", (w, y, w, 8),
+               [_q(f'{by} (rate(mlspec_inference_requests_total{{{sel}, outcome="error"}}[{r}])) / '
+                   f"{by} (rate(mlspec_inference_requests_total{{{sel}}}[{r}]))", "{{deployment}} {{version}}")],
+               "percentunit", f"Share of each version's requests answered with an error, over {r}: what "
+               "max_error_rate judges between steps."),
+        _panel(spec, 14, "timeseries", "Rollout: p95 latency, new against stable", (2 * w, y, w, 8),
+               [_q(f"histogram_quantile(0.95, sum by (deployment, version, le) "
+                   f"(rate(mlspec_inference_request_duration_seconds_bucket{{{sel}}}[{r}])))",
+                   "{{deployment}} {{version}}")],
+               "s", f"Each version's 95th percentile request duration, over {r}: what max_latency_p95 judges."),
+    ]
+    if shadows:
+        ssel = f'model="{model.name}", ' + (f'deployment="{shadows[0]}"' if len(shadows) == 1
+                                          else f'deployment=~"{"|".join(shadows)}"')
+        out.append(_panel(
+            spec, 15, "timeseries", "Rollout: shadow agreement", (18, y, 6, 8),
+            [_q(f'sum by (deployment) (rate(mlspec_shadow_agreement_total{{{ssel}, outcome="agree"}}[{RANGE}])) / '
+                f"sum by (deployment) (rate(mlspec_shadow_agreement_total{{{ssel}}}[{RANGE}]))", "{{deployment}}")],
+            "percentunit", f"Share of the requests copied to a shadow whose answer (its prediction) matched the one "
+            f"served, over {RANGE}; a shadow that failed to answer counts as not agreeing.",
+            defaults={"min": 0, "max": 1}))
+    return out
 
 
 def quality_panels(spec: Spec, model: Model) -> list[dict]:
@@ -165,6 +217,7 @@ class _Shape(NamedTuple):
     description: str | None
     slo: Slo | None
     quality: bool
+    rollouts: tuple[tuple[str, str], ...]
 
 
 def dashboard_jsons(spec: Spec) -> Iterator[tuple[Model, str]]:
@@ -172,11 +225,11 @@ def dashboard_jsons(spec: Spec) -> Iterator[tuple[Model, str]]:
     once, then filled with each model's texts, a tenth of the cost (issue 3)."""
     templates: dict[tuple, Template | None] = {}
     for model in spec.models:
-        key = (bool(model.description), model.slo, has_quality(model))
+        key = (bool(model.description), model.slo, has_quality(model), rollouts(model))
         texts = {"name": model.name, "owner": model.owner, "description": model.description or "",
                  "uid": dashboard_uid(spec, model)}
         if key not in templates:
-            stand = _Shape(slot("name"), slot("owner"), slot("description") if key[0] else None, model.slo, key[2])
+            stand = _Shape(slot("name"), slot("owner"), slot("description") if key[0] else None, model.slo, key[2], key[3])
             value = dashboard(spec, stand)
             value["uid"] = slot("uid")  # cut and digested as a whole: filled, not built from markers
             templates[key] = Template(value)

@@ -53,6 +53,15 @@ def target_groups(spec: Spec, target: Target) -> list[dict]:
                        "__metrics_path__": f"/_mlspec/canary/{i}/metrics"},
         }
         for d in deployments if d.rollout.strategy != "replace" for i in range(d.replicas)
+    ] + [
+        # A shadow's agreement counts, which the front keeps (mlspec_shadow_agreement_total, this
+        # deployment's only on its port): zero series while no shadow runs.
+        {
+            "targets": [f"{host}:{d.port}"],
+            "labels": {"model": d.model, "target": d.target, "deployment": d.name, "replica": "front",
+                       "__metrics_path__": "/_mlspec/metrics"},
+        }
+        for d in deployments if d.rollout.strategy == "shadow"
     ]
 
 

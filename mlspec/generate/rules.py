@@ -178,7 +178,8 @@ def _rollout_stuck(spec: Spec, model: Model, d) -> AlertRule:
     name = f"{camel}RolloutStuck"
     sel = f'job="{JOB}", model="{model.name}", deployment="{d.name}", target="{d.target}"'
     expr = f"count by (model, deployment) (count by (model, deployment, version) (mlspec_model_info{{{sel}}})) > 1"
-    text = (f"{model.name}: deployment {d.name} on {d.target} has served two versions for longer than its "
+    # No ': ' in the text: the promtool test files' fast writer (generate/fastdump.py) writes plain scalars.
+    text = (f"{model.name} deployment {d.name} on {d.target} has served two versions for longer than its "
             f"{r.strategy} rollout can take; run `mlspec status`, then apply or `mlspec rollout abort`")
     return AlertRule(name, "rollout_stuck", expr, for_, {**_labels(model, "ticket", "rollout_stuck"), "deployment": d.name},
                      _annotations(spec, name, text, None))

@@ -95,6 +95,10 @@ def test_a_shadow_sees_a_copy_of_every_inference_and_agreement_is_counted(front,
             assert json.loads(conn.getresponse().read())["outputs"][0]["data"] == [i], "the caller gets the stable answer"
         wait_for(lambda: sum(agreement(port).values()) == 50)
         assert agreement(port) == {outcome: 50} and stable.seen == shadow.seen == 50
+        # Each port's page counts its own deployment only: Prometheus scrapes it per deployment.
+        other = free_port()
+        f.set(n={"port": other, "backends": [stable.server_address[1]]})
+        assert agreement(other) == {}
     finally:
         for s in (stable, shadow):
             s.shutdown()

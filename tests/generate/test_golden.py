@@ -66,6 +66,13 @@ def test_file_sd_lists_every_replica_with_its_labels_path_and_a_reachable_addres
         groups = json.loads(files[f"{out}prometheus/targets/{target.name}.json"])
         for g in groups:
             labels = g["labels"]
+            if labels["replica"].startswith("canary-") or labels["replica"] == "front":  # rollout slots
+                d = next(d for d in spec.deployments if d.target == target.name and d.name == labels["deployment"])
+                assert "version" not in labels and d.rollout.strategy != "replace"  # the series' own version
+                assert labels["__metrics_path__"] == ("/_mlspec/metrics" if labels["replica"] == "front" else
+                                                      f"/_mlspec/canary/{labels['replica'][7:]}/metrics")
+                assert labels["replica"] != "front" or d.rollout.strategy == "shadow"
+                continue
             assert set(labels) == {"model", "version", "target", "deployment", "replica", "__metrics_path__"}
             assert labels["target"] == target.name
             assert labels["__metrics_path__"] == f"/_mlspec/replicas/{labels['replica']}/metrics"

@@ -122,3 +122,23 @@ def test_dashboards_read_back_through_grafana_foundation_sdk(generated):
         back = json.loads(json.dumps(model, cls=JSONEncoder))
         ours = {k: v for k, v in dash.items() if k != JSON_HEADER_KEY}
         _diff(ours, back, path)
+
+
+def test_a_model_rolled_out_by_canary_or_shadow_gets_a_row_comparing_new_and_stable(generated):
+    spec, files = generated
+    for model in spec.models:
+        dash = json.loads(files[f"{spec.project.monitoring.output}grafana/dashboards/{model.name}.json"])
+        row = [p for p in dash["panels"] if p["title"].startswith("Rollout: ")]
+        moving = sorted(d.name for d in model.deployments if d.rollout.strategy != "replace")
+        shadows = sorted(d.name for d in model.deployments if d.rollout.strategy == "shadow")
+        if not moving:
+            assert not row
+            continue
+        assert [p["title"] for p in row] == ["Rollout: request rate, new against stable", "Rollout: error ratio, new against stable",
+                                             "Rollout: p95 latency, new against stable"] + ["Rollout: shadow agreement"] * bool(shadows)
+        assert len({p["gridPos"]["y"] for p in row}) == 1 and sum(p["gridPos"]["w"] for p in row) == 24  # one full row
+        for p in row[:3]:  # per deployment and version, for the deployments that roll out only
+            expr = p["targets"][0]["expr"]
+            assert "(deployment, version" in expr and all(name in expr for name in moving)
+        if shadows:
+            assert "mlspec_shadow_agreement_total" in row[3]["targets"][0]["expr"]

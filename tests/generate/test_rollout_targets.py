@@ -22,3 +22,11 @@ def test_canary_slots_follow_the_replicas():
 def test_a_plain_replace_has_no_canary_slot():
     groups = json.loads(targets_files(make_spec({"churn": model_yaml()}, project=PROJECT))["targets/local.json"])
     assert all(not g["labels"]["replica"].startswith("canary") for g in groups)
+
+
+def test_a_shadow_also_gets_its_front_agreement_slot():
+    shadow = "    rollout: {strategy: shadow, duration: 10m}\n"
+    text = model_yaml(replicas=1).replace("    prevent_destroy: false\n", "    prevent_destroy: false\n" + shadow)
+    groups = json.loads(targets_files(make_spec({"churn": text}, project=PROJECT))["targets/local.json"])
+    assert [(g["labels"]["replica"], g["labels"]["__metrics_path__"]) for g in groups] == [
+        ("0", "/_mlspec/replicas/0/metrics"), ("canary-0", "/_mlspec/canary/0/metrics"), ("front", "/_mlspec/metrics")]

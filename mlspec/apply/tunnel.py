@@ -6,7 +6,9 @@ read it, it pairs it with one backend connection, chosen when the client connect
 route's current backends (the canary's weight included), skipping ones that refuse. That is how a
 rollout moves gRPC traffic: new connections go to the new replicas once the table lists them; an
 old replica, on SIGTERM, sends its clients GOAWAY, finishes the calls in flight and closes, and
-the tunnel closes with it, so the client reconnects, through the front, to a new replica.
+the tunnel closes with it, so the client reconnects, through the front, to a new replica. A front
+that stops does the same itself (ToClient): GOAWAY to each client, whose calls in flight finish
+while its next ones go to the front that took the port over.
 
 Standard library only, like the front: ``mlspec/apply/containers.py`` runs this file's source
 followed by proxy.py's as one program (``python3 -c``), and proxy.py imports it by name when it is
@@ -27,6 +29,57 @@ TUNNEL_RETRY_WINDOW = float(os.environ.get("MLSPEC_PROXY_RETRY_SECONDS", "5"))
 
 def _log(msg, **fields):
     print(json.dumps({"msg": msg, **fields}), flush=True)
+
+
+# HTTP/2 GOAWAY, NO_ERROR, last stream 2^31-1: "open no new stream here; the ones open finish".
+GOAWAY = bytes([0, 0, 8, 7, 0, 0, 0, 0, 0]) + (2**31 - 1).to_bytes(4, "big") + bytes(4)
+
+
+class ToClient:
+    """The backend-to-client half of a connection, read as HTTP/2 frames only to find where one
+    ends: a front that stops slips a GOAWAY in there, so the client opens its next calls on a new
+    connection (through the front that took the port over) while its calls in flight finish here."""
+
+    def __init__(self, client):
+        self.client, self.lock = client, threading.Lock()
+        self.left, self.head, self.frames = 0, b"", 0  # payload bytes left, partial header, frames seen
+        self.pending = self.sent = False
+
+    def _starts(self, data):
+        """Offsets in ``data`` where a frame after the server's first (its SETTINGS) begins."""
+        out, i = [], 0
+        while i < len(data):
+            if not self.left and not self.head and self.frames:
+                out.append(i)
+            if self.left:
+                step = min(self.left, len(data) - i)
+                self.left, i = self.left - step, i + step
+                continue
+            take = data[i:i + 9 - len(self.head)]
+            self.head, i = self.head + take, i + len(take)
+            if len(self.head) == 9:
+                self.left, self.head, self.frames = int.from_bytes(self.head[:3], "big"), b"", self.frames + 1
+        return out
+
+    def send(self, data):
+        with self.lock:
+            starts = self._starts(data)
+            if self.pending and starts:
+                data, self.pending, self.sent = data[:starts[0]] + GOAWAY + data[starts[0]:], False, True
+            self.client.sendall(data)
+
+    def goaway(self):
+        with self.lock:
+            if self.sent:
+                return
+            if self.frames and not self.left and not self.head:
+                try:
+                    self.client.sendall(GOAWAY)
+                except OSError:
+                    pass
+                self.sent = True
+            else:
+                self.pending = True
 
 
 def grpc_backends(backends):
@@ -52,12 +105,15 @@ class Tunnel:
                 sock.close()
                 raise
         sock.setblocking(False)  # shared with a newer front after a handover: never block in accept
-        self.socket, self.closed = sock, threading.Event()
+        self.socket, self.closed, self.open = sock, threading.Event(), set()
         threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self):
+        """Stop accepting, and tell every client to go elsewhere for its next calls (GOAWAY)."""
         self.closed.set()
         self.socket.close()
+        for half in list(self.open):
+            half.goaway()
 
     def _accept(self):
         while not self.closed.is_set():
@@ -94,23 +150,28 @@ class Tunnel:
         backend.settimeout(None)
         for s in (client, backend):
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        done = threading.Event()
-        threading.Thread(target=self._pump, args=(backend, client, client, done), daemon=True).start()
-        self._pump(client, backend, client, done)
+        done, back = threading.Event(), ToClient(client)
+        self.open.add(back)
+        if self.closed.is_set():
+            back.goaway()  # accepted as the front stopped: sent after the server's SETTINGS
+        threading.Thread(target=self._pump, args=(backend, back.send, client, done), daemon=True).start()
+        self._pump(client, backend.sendall, client, done, backend)
         done.wait()
         for s in (client, backend):
             s.close()
+        self.open.discard(back)
         self.conns.drop(client)
 
-    def _pump(self, src, dst, client, done):
+    def _pump(self, src, send, client, done, dst=None):
         """One direction until either side ends; then both sides end (HTTP/2 never half-closes)."""
+        dst = dst or client
         try:
             while True:
                 data = src.recv(1 << 16)
                 if not data:
                     break
                 self.conns.mark(client, time.monotonic())
-                dst.sendall(data)
+                send(data)
         except OSError:
             pass
         if done.is_set():

@@ -105,3 +105,43 @@ def test_a_grpc_port_taken_by_another_route_is_refused(whole_front, launch):  # 
     f.set(a={"port": a, "backends": [1]})
     rc, answer = f.client({"op": "set", "routes": {"b": {"port": b, "backends": [2], "grpc_port": a}}})
     assert "grpc_port" in answer["errors"]["b"] and "already a port of route a" in answer["errors"]["b"]
+
+
+def test_a_front_replaced_under_a_grpc_stream_fails_no_call(whole_front, launch, artifact):  # noqa: F811
+    import tritonclient.grpc as grpcclient
+
+    srv = _replica(launch)
+    old = whole_front()
+    old.start()
+    grpc_port = free_port()
+    old.set(m={"port": free_port(), "backends": [srv.port], "grpc_port": grpc_port})
+    x = artifact.x[:3].astype(np.float64)
+    inp = grpcclient.InferInput("input", list(x.shape), "FP64")
+    inp.set_data_from_numpy(x)
+    client = _client(grpc_port)
+    client.infer(MODEL, [inp])
+    failures, answered, stop = [], [], threading.Event()
+
+    def steady():  # one long-lived connection, busy all the time: never idle for the drain to close
+        while not stop.is_set():
+            try:
+                answered.append(client.infer(MODEL, [inp]).as_numpy("predict").tolist())
+            except Exception as e:  # noqa: BLE001 - every failure is the finding
+                failures.append(repr(e))
+
+    caller = threading.Thread(target=steady)
+    caller.start()
+    try:
+        new = whole_front()
+        new.start()  # takes the listening sockets over, gRPC's included
+        wait_for(lambda: len(answered) > 20)
+        started = time.monotonic()
+        assert old.stop() == 0  # GOAWAY: the client's next calls open a connection to the new front
+        stopped = time.monotonic() - started
+        count = len(answered)
+        wait_for(lambda: len(answered) > count + 20)  # served through the new front alone
+    finally:
+        stop.set()
+        caller.join(30)
+    assert failures == [] and stopped < 8, (failures[:3], stopped)
+    assert all(a == artifact.estimator.predict(x).tolist() for a in answered)

@@ -32,7 +32,7 @@ from docker.types import (ContainerSpec, EndpointSpec, Healthcheck, Mount, Place
 
 from mlspec import labels as L
 from mlspec.apply import containers as C
-from mlspec.apply import lock, readiness, swarm_canary, swarm_secrets
+from mlspec.apply import interrupt, lock, readiness, swarm_canary, swarm_secrets
 from mlspec.apply.containers import Rollout
 from mlspec.apply.tunnel import GRPC_PORT_OFFSET
 from mlspec.errors import ApplyError
@@ -244,7 +244,31 @@ class SwarmTarget:
             bad = kind == "update" and state in DONE_BAD or kind in ("create", "canary") and failed
             if bad or time.monotonic() >= deadline:
                 self._fail(svc, r, kind, state, failed or mine, budget)
+            if interrupt.hurry() and kind in ("create", "update"):  # Ctrl-C twice: a safe point, as a failure is
+                self._interrupted(svc, r, kind)
             time.sleep(POLL)
+
+    def _interrupted(self, svc: dict, r: Rollout, kind: str):
+        d = r.deployment
+        if kind == "create":
+            self.api.remove_service(svc["ID"])
+            kept = "its service was removed; nothing was serving before"
+        else:
+            self._revert(svc)
+            kept = "the service is going back to its previous spec, whose tasks kept serving"
+        self.log(f"{d.address}: stopped on Ctrl-C before the update completed; {kept}")
+        raise interrupt.Interrupted(f"{d.address}: stopped on Ctrl-C before the update completed")
+
+    def _revert(self, svc: dict) -> None:
+        if not svc.get("PreviousSpec"):
+            return
+        prev = svc["PreviousSpec"]
+        self.api.update_service(svc["ID"], svc["Version"]["Index"], name=prev["Name"],
+                                labels=prev.get("Labels"), mode=prev.get("Mode"),
+                                task_template=prev["TaskTemplate"],
+                                update_config=prev.get("UpdateConfig"),
+                                rollback_config=prev.get("RollbackConfig"),
+                                endpoint_spec=prev.get("EndpointSpec"))
 
     def _fail(self, svc: dict, r: Rollout, kind: str, state: str | None, mine: list, budget: float):
         d = r.deployment
@@ -263,14 +287,8 @@ class SwarmTarget:
             self.api.remove_service(svc["ID"])
             kept = "its canary service was removed; the stable version serves on"
         elif kind == "update":
-            if not rolled and svc.get("PreviousSpec"):  # swarm did not decide in time: we do
-                prev = svc["PreviousSpec"]
-                self.api.update_service(svc["ID"], svc["Version"]["Index"], name=prev["Name"],
-                                        labels=prev.get("Labels"), mode=prev.get("Mode"),
-                                        task_template=prev["TaskTemplate"],
-                                        update_config=prev.get("UpdateConfig"),
-                                        rollback_config=prev.get("RollbackConfig"),
-                                        endpoint_spec=prev.get("EndpointSpec"))
+            if not rolled:  # swarm did not decide in time: we do
+                self._revert(svc)
             kept = "the service is back on its previous spec, whose tasks kept serving"
         else:
             kept = f"see `docker service ps {svc['Spec']['Name']}`"

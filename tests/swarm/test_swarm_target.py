@@ -206,6 +206,31 @@ def test_a_broken_version_is_rolled_back_and_the_old_one_keeps_serving(target, q
     assert infer(port, ROWS)["model_version"] == "1.1.0"
 
 
+def test_a_second_ctrl_c_during_an_update_puts_the_previous_spec_back(target, quickstart, images, port, engine,
+                                                                     project_name, monkeypatch):
+    from mlspec.apply import interrupt
+
+    before = task_ids(engine, project_name)
+    never = rollout(quickstart, images, port, "1.0.0", replicas=2, readiness_timeout=300.0,
+                    env={"LOG_LEVEL": "info", "MLSPEC_FAIL_READY": "1"})
+    monkeypatch.setattr(interrupt, "hurry", lambda: True)  # pressed twice while apply waits on swarm
+    with Traffic(port, ROWS) as traffic:
+        with pytest.raises(interrupt.Interrupted) as stopped:
+            target.deploy(never)
+        assert "stopped on Ctrl-C before the update completed" in str(stopped.value)
+        assert "the service is going back to its previous spec" in target.lines[-1], target.lines[-1]
+        deadline = time.monotonic() + 120  # swarm carries the revert out on its own
+        while True:
+            svc = model_service(engine, project_name)
+            settled = svc.attrs.get("UpdateStatus", {}).get("State") in ("completed", "rollback_completed")
+            if settled and task_ids(engine, project_name) == before or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+    assert svc.attrs["Spec"]["Labels"][L.VERSION] == "1.1.0" and settled, svc.attrs.get("UpdateStatus")
+    assert task_ids(engine, project_name) == before  # the old tasks never stopped
+    assert not traffic.failures and set(traffic.versions()) == {"1.1.0"}, traffic.summary()
+
+
 def test_a_new_deployment_that_cannot_start_is_removed(target, quickstart, images, engine, project_name):
     r = dataclasses.replace(rollout(quickstart, images, free_port(), "1.1.0"), image=f"mlspec-{project_name}/gone:0")
     r = dataclasses.replace(r, deployment=dataclasses.replace(r.deployment, name="ghost"))

@@ -81,6 +81,8 @@ def check(spec: Spec, texts: Mapping[str, str], *, models: Iterable[str] = (), t
         for m, i, d in deployments:
             if d.target == t.name and (why := held.port(d)):
                 found.append((Where(m.source, ("deployments", i, "port")), why))
+            if d.target == t.name and d.grpc_port and (why := held.port(d, d.grpc_port)):
+                found.append((Where(m.source, ("deployments", i, "grpc_port")), why))
     if found:
         raise SpecError(list(_located(spec, texts, found)))
 
@@ -140,9 +142,10 @@ class Holders:
         self._published: dict[int, list] | None = None
         self._services: dict[int, list] | None = None
 
-    def port(self, d: Deployment) -> str | None:
-        """Why ``d.port`` cannot be published by apply, or None."""
-        p, where = d.port, f"port {d.port} on target {self.target.name}"
+    def port(self, d: Deployment, p: int | None = None) -> str | None:
+        """Why ``d.port`` (or its grpc_port ``p``) cannot be published by apply, or None."""
+        p = d.port if p is None else p
+        where = f"port {p} on target {self.target.name}"
         if self.target.type == "swarm":
             for spec in self.services().get(p, ()):
                 if self._ours(spec.get("Labels") or {}):
@@ -194,8 +197,9 @@ class Holders:
             self._fronts = {}
             for c in self.client.containers.list(filters={"label": f"{L.ROLE}=front"}):
                 for entry in front_table(c).values():
-                    if isinstance(entry, dict) and isinstance(entry.get("port"), int):
-                        self._fronts[entry["port"]] = (c.name, c.labels.get(L.PROJECT, "?"))
+                    for key in ("port", "grpc_port"):
+                        if isinstance(entry, dict) and isinstance(entry.get(key), int):
+                            self._fronts[entry[key]] = (c.name, c.labels.get(L.PROJECT, "?"))
         return self._fronts
 
 

@@ -20,6 +20,7 @@ from typing import Protocol
 
 from mlspec import labels as L
 from mlspec.apply import analysis as A
+from mlspec.apply import interrupt
 from mlspec.apply.containers import Rollout, identity
 from mlspec.apply.infra import serving_port
 from mlspec.errors import ApplyError
@@ -78,6 +79,7 @@ def progressive(traffic: Traffic, r: Rollout, stable_version: str, log, query: A
         else:
             traffic.show(step if spec.strategy == "canary" else None)
         log(f"{d.address}: {what}")
+        interrupt.doing(d.address, f"rollout of {d.address} ({what})")
         verdict = _wait_and_judge(traffic, r, step, stable_version, query, began, log, clock, sleep)
         if verdict is not None and verdict.outcome != "pass":
             traffic.back()
@@ -136,12 +138,22 @@ def _wait_and_judge(traffic: Traffic, r: Rollout, step: Step, stable: str, query
             return A.Verdict("fail", new, old, verdict.failures + (f"not enough requests within max_wait {a.max_wait}",))
         log(f"{d.address}: waiting for requests ({verdict.failures[0]})")
         sleep(POLL)
+        _hurry(d)
+
+
+def _hurry(d) -> None:
+    """Ctrl-C twice: a step is a safe point. The front keeps the weight it has; the next apply
+    resumes the step with the rest of its pause, or `mlspec rollout abort|promote` ends it."""
+    if interrupt.hurry():
+        raise interrupt.Interrupted(f"{d.address}: stopped on Ctrl-C during a rollout step; it stays at its "
+                                    "current weight until the next apply resumes it (or `mlspec rollout abort`)")
 
 
 def _pause_until(traffic: Traffic, d, until: float, clock, sleep) -> None:
     """Sleep through the pause; an operator's `mlspec rollout abort|promote` ends it at once."""
     while clock() < until:
         sleep(min(POLL, max(0.0, until - clock())))
+        _hurry(d)
         if traffic.ended():
             raise ApplyError(f"{d.address}: the rollout was ended by `mlspec rollout` while this apply waited; "
                              "run apply again to converge.")

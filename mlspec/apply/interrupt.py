@@ -1,9 +1,9 @@
 """Ctrl-C during ``mlspec apply``: the first press says what is being finished and lets it finish,
 then apply stops before anything new starts; a second press stops at the next safe point inside a
 step (a docker rollout still waiting for its new containers removes them, a swarm update not yet
-complete goes back to its previous spec: the old ones never stopped serving). A canary rollout
-runs its steps to the end: one stopped between them is resumed by the next apply. Either way apply
-exits 130 with the lock released and nothing half replaced.
+complete goes back to its previous spec: the old ones never stopped serving; a canary or shadow
+keeps the weight of its step, which the next apply resumes). Either way apply exits 130 with the
+lock released and nothing half replaced.
 
 A signal belongs to the process, so this state is the process's: the applier names the steps
 under way (``doing``), a step's long waits ask ``hurry()``, and the applier asks ``stopping()``

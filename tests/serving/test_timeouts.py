@@ -10,7 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from mlspec.serving.server import Handler
 
 from .conftest import MODEL, VERSION
-from .test_one_segment import _read_response, inproc  # noqa: F401  (the in-process server fixture)
+from tests.wire_helpers import read_response
+
+from .test_one_segment import inproc  # noqa: F401  (the in-process server fixture)
 
 
 def test_a_body_that_never_arrives_is_a_408_counted_as_an_error(inproc, monkeypatch):  # noqa: F811
@@ -19,7 +21,7 @@ def test_a_body_that_never_arrives_is_a_408_counted_as_an_error(inproc, monkeypa
         client.sendall(b"POST /v2/models/%s/infer HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\n{\"in"
                        % MODEL.encode())
         reader = client.makefile("rb")
-        status, body = _read_response(reader)
+        status, body = read_response(reader)
         assert status == 408 and b"did not arrive" in body
         assert reader.read() == b""  # closed: the rest of that body must not be read as a request
     counts = {s.labels["outcome"]: s.value

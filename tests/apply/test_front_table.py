@@ -241,7 +241,12 @@ def test_a_front_that_finds_no_handover_binds_the_same_ports_beside_the_old_one(
     p = free_port()
     old.set(m=route(p, a))
     new = front(handover="elsewhere.sock")  # as beside a front from before the handover
-    assert new.start()["taken"] == [] and new.client({"op": "get"})[1] == old.client({"op": "get"})[1]
+    assert new.start()["taken"] == []
+
+    def table(f) -> dict:  # the routes both fronts serve, without each one's clock reading ("now")
+        return {k: v for k, v in f.client({"op": "get"})[1].items() if k != "now"}
+
+    assert table(new) == table(old)
     assert old.stop() == 0
     assert {served_by(p) for _ in range(5)} == {a.name}
 

@@ -76,9 +76,9 @@ class SwarmTraffic:
         remove(self.target, self.base)
 
     def forward(self) -> None:
-        d = self.r.deployment
-        if d.rollout.strategy == "canary":
-            self.show(Step(100, "0s"))  # the canary serves while the stable service is updated
+        # The new version's service takes every request (a shadow too) while the stable service
+        # is updated to it: callers never see the versions alternate during that update.
+        self.show(Step(100, "0s"))
         self.target._deploy(self.r, self.base)
         remove(self.target, self.base)
 

@@ -2,7 +2,7 @@
 canary (its own service) goes 10% -> 50% -> 100% on its own and the stable service ends on its
 version; a canary that fails half its requests (MLSPEC_FAIL_RATE) is rolled back after its first
 step while the stable service serves on; `mlspec rollout abort` ends one at once; an apply SIGKILLed
-mid-pause is resumed by the next one with only the rest of the pause.
+mid-pause is resumed by the next one with only the rest of the pause; a shadow counts agreement.
 
 The tests run in file order on one deployment: each starts from the state the previous one left.
 """
@@ -28,9 +28,13 @@ from mlspec.apply import swarm_canary
 from mlspec.apply.canary import RolledBack
 from mlspec.apply.containers import Rollout
 from mlspec.apply.swarm_target import SwarmTarget
-from mlspec.spec.model import Analysis, RolloutSpec, Step
+from mlspec.plan.deployments import Deployed, plan_deployment
+from mlspec.plan.records import REPLACE
+from mlspec.spec.model import Analysis, RolloutSpec, Step, Target
+from mlspec.state.docker_reader import read_target
 from swarm_helpers import Traffic, free_port, infer, val_rows
 from tests.conftest import require
+from tests.engine_helpers import NO_PROXY
 from tests.live_helpers import start_prometheus, wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.promtool, pytest.mark.slow]
@@ -126,6 +130,13 @@ def test_an_operator_aborts_a_rollout_in_progress(target, quickstart, images, po
     swarm_canary.SwarmTraffic(target, r, base, net).show(Step(50, "1m"))
     assert {"1.0.0", "1.1.0"} <= {infer(port, ROWS)["model_version"] for _ in range(40)}
     assert swarm_canary.status(target.client, target.project, TARGET)["churn"]["canary"]["weight"] == 50
+    # The planner reads the rollout back: the route service is no serving replica, the canary is
+    # the new version beside the stable one, and the plan is the same replace that started it.
+    found = tuple(c for c in read_target(target.project, Target(TARGET, "swarm", None, False), lambda _: target.client).containers
+                  if c.deployment == "churn")
+    assert sorted(c.role for c in found) == ["model", "model", "proxy", "route"]
+    change, _ = plan_deployment(Deployed(r.deployment, r.image), found, refreshed=True)
+    assert change.actions == REPLACE and change.reason == "new version", change
     done = swarm_canary.end(target, "churn", promote=False)
     assert done.startswith("aborted: ") and service_versions(target) == {"churn": "1.1.0", "proxy": ""}
     assert {infer(port, ROWS)["model_version"] for _ in range(10)} == {"1.1.0"}
@@ -161,6 +172,24 @@ def test_killed_mid_pause_the_next_apply_resumes_with_the_rest_of_the_pause(prom
     assert "canary 1.0.0 at 50%" in out and "1.0.0 promoted to 100%" in out
     assert not traffic.failures, traffic.summary()
     assert service_versions(t) == {"churn": "1.0.0", "proxy": ""}
+
+
+def test_a_shadow_sees_copies_counts_agreement_and_then_takes_over(prometheus, quickstart, images, port):
+    t = prometheus
+    r = rollout(quickstart, images, port, "1.1.0")
+    shadow = RolloutSpec("shadow", duration="5s", min_requests=5,
+                         analysis=Analysis(min_requests=5, max_wait="40s", max_error_rate=0.1))
+    with Traffic(port, ROWS) as traffic:
+        t.deploy(dataclasses.replace(r, deployment=dataclasses.replace(r.deployment, rollout=shadow)))
+    print(traffic.summary(), *t.lines, sep="\n")
+    body = NO_PROXY.open(f"http://127.0.0.1:{port}/_mlspec/metrics", timeout=5).read().decode()
+    counts = {o: int(v) for o, v in re.findall(r'mlspec_shadow_agreement_total\{deployment="churn",outcome="(\w+)"\} (\d+)', body)}
+    assert counts.get("agree", 0) + counts.get("disagree", 0) >= 5 and counts.get("error", 0) == 0, body
+    assert counts.get("agree", 0) > counts.get("disagree", 0), "two versions of one model mostly agree"
+    assert not traffic.failures, traffic.summary()
+    assert traffic.versions() == ["1.0.0", "1.1.0"], "callers saw stable until the end"
+    assert any("step 1 passed: new:" in line for line in t.lines)
+    assert service_versions(t) == {"churn": "1.1.0", "proxy": ""}
 
 
 def test_destroy_removes_every_service(target, port):

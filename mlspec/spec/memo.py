@@ -196,7 +196,7 @@ def _save_at_exit() -> None:
     global _saving
     if not _saving:
         _saving = True
-        atexit.register(lambda: _current is not None and _save(_current))
+        atexit.register(lambda: _enabled and _current is not None and _save(_current))
 
 
 def _save(entry: _Entry) -> None:

@@ -114,3 +114,19 @@ def test_mlspec_spec_cache_0_turns_it_off(repo, monkeypatch):
     cmd.load(repo)
     cmd.load(repo)
     assert calls == [1, 1]
+
+
+def test_the_command_line_remembers_between_runs_and_plans_the_same(tmp_path):
+    import subprocess
+    import sys
+
+    repo = shutil.copytree(QUICKSTART, tmp_path / "repo")
+    env = {**os.environ, "XDG_CACHE_HOME": str(tmp_path / "cache"), "NO_COLOR": "1"}
+    env.pop("MLSPEC_SPEC_CACHE", None)
+    run = lambda: subprocess.run([sys.executable, "-m", "mlspec.cli", "plan", "--refresh=false"], cwd=repo, env=env,
+                                 capture_output=True, text=True, check=True).stdout
+    first = run()
+    [entry] = (tmp_path / "cache" / "mlspec" / "specs").glob("*.pickle")
+    written = entry.stat().st_mtime_ns
+    assert run() == first and "Plan:" in first
+    assert entry.stat().st_mtime_ns == written  # found unchanged: neither validated nor written again

@@ -45,6 +45,7 @@ HEALTH_INTERVAL, HEALTH_RETRIES = 2, 3  # a starting task is probed every 2 s
 MONITOR = 5  # seconds an update keeps watching its new tasks before it is complete
 SETTLE = 60  # seconds beyond the readiness budget for swarm to finish an update or its rollback
 FRONT_TIMEOUT = 60
+PULL_TIMEOUT = 600  # seconds a node may take to pull the front's image (~750 MB on a fresh node)
 STOP_GRACE = 30  # seconds of drain before SIGKILL; the server drains in 10 s by default
 TMP = Mount("/tmp", "", type="tmpfs", tmpfs_size=64 * 1024 * 1024)  # root filesystems are read-only
 DONE_BAD = ("rollback_completed", "rollback_paused", "paused")
@@ -207,10 +208,12 @@ class SwarmTarget:
             self.api.update_service(live["ID"], live["Version"]["Index"], **spec)
         else:
             self.api.create_service(**spec)
-        deadline = time.monotonic() + FRONT_TIMEOUT
-        while time.monotonic() < deadline:
+        started, limit = time.monotonic(), FRONT_TIMEOUT
+        while time.monotonic() - started < limit:
             states = {t["Status"]["State"]: t["Status"].get("Err") for t in self.api.tasks(
                 filters={"service": name}) if task_hash(t) == labels[L.CONFIG_HASH]}
+            # A node that pulls the image (the first deploy on a new node) has until PULL_TIMEOUT.
+            limit = PULL_TIMEOUT if "preparing" in states else FRONT_TIMEOUT
             if "running" in states:
                 return self.log(f"{name}: listening on port {d.port} of every node")
             if "rejected" in states or "failed" in states:
@@ -218,7 +221,7 @@ class SwarmTarget:
                                  f"{states.get('rejected') or states.get('failed')}); free the port "
                                  "or change it in the spec.")
             time.sleep(POLL)
-        raise ApplyError(f"{d.address}: the front {name} did not start within {FRONT_TIMEOUT} s; "
+        raise ApplyError(f"{d.address}: the front {name} did not start within {limit} s; "
                          f"see `docker service ps {name}`.")
 
     # -- waiting -----------------------------------------------------------------------------

@@ -84,6 +84,15 @@ def status_rows(spec: Spec, factory=client_for, notes: list[str] | None = None) 
     return rows
 
 
+def _idle_nodes(factory, t) -> list[str]:
+    from mlspec.state.swarm_nodes import idle_nodes
+
+    try:
+        return idle_nodes(factory(t))
+    except Exception:  # noqa: BLE001 - an unreadable target is already shown as unreachable above
+        return []
+
+
 def run_status(root: str | Path, out: TextIO, factory=client_for) -> int:
     spec, _ = load(Path(root))
     notes: list[str] = []
@@ -99,6 +108,9 @@ def run_status(root: str | Path, out: TextIO, factory=client_for) -> int:
     moving = rollout_lines(spec, factory)
     if moving:
         out.write("\nRollouts in progress:\n" + "".join(f"  {line}\n" for line in moving))
+    for t in spec.project.targets:
+        if t.type == "swarm" and (idle := _idle_nodes(factory, t)):
+            out.write(f"\nNodes of target {t.name} that run no replicas:\n" + "".join(f"  {line}\n" for line in idle))
     for t in spec.project.targets:
         held = locks.current(factory(t), spec.project.name, t.name)
         if held:

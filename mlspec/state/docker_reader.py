@@ -146,11 +146,27 @@ def service_record(attrs: Mapping[str, Any]) -> Container:
     )
 
 
+def running_tasks(client: Any) -> dict[str, int]:
+    """Tasks per service that swarm wants running, that run, on a node that is up. The service's
+    own RunningTasks also counts a task of a node that went down (its last report said running)
+    beside the task that replaces it. Two list calls per target, whatever the number of services."""
+    up = {n["ID"] for n in client.api.nodes() if (n.get("Status") or {}).get("State") == "ready"}
+    out: dict[str, int] = {}
+    for t in client.api.tasks(filters={"desired-state": "running"}):
+        if (t.get("Status") or {}).get("State") == "running" and t.get("NodeID") in up:
+            out[t["ServiceID"]] = out.get(t["ServiceID"], 0) + 1
+    return out
+
+
 def _services(client: Any, filters: Mapping[str, list[str]]) -> list[Container]:
     objects = None  # the project's secret objects on the target: listed once, if any service has some
     out = []
-    for svc in client.services.list(filters=filters, status=True):
+    services = client.services.list(filters=filters, status=True)
+    running = running_tasks(client) if services else {}
+    for svc in services:
         c = service_record(svc.attrs)
+        n = running.get(svc.attrs["ID"], 0)
+        c = dataclasses.replace(c, replicas=n, status="running" if n else "stopped")
         refs = (((svc.attrs.get("Spec") or {}).get("TaskTemplate") or {}).get("ContainerSpec") or {}).get("Secrets")
         if refs:
             objects = {o["ID"]: o for o in client.api.secrets(filters=filters)} if objects is None else objects

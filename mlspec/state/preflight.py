@@ -77,6 +77,10 @@ def check(spec: Spec, texts: Mapping[str, str], *, models: Iterable[str] = (), t
         if problem:
             found.append((Where(PROJECT_FILE, ("targets", j, "host") if t.host else ("targets", j)), problem))
             continue
+        if t.type == "swarm" and not spec.project.registry and (nodes := swarm_nodes(client)) > 1:
+            found.append((Where(PROJECT_FILE, ("targets", j)),
+                          (f"target {t.name} is a swarm of {nodes} nodes and the project has no registry: a node "
+                           "can only run an image it can pull, and images built here stay on one engine; set registry")))
         held = Holders(client, spec.project.name, t, local(t))
         for m, i, d in deployments:
             if d.target == t.name and (why := held.port(d)):
@@ -126,6 +130,11 @@ def engine(t: Target, factory: ClientFactory) -> tuple[Any, str | None]:
             return None, (f"the Docker engine of target {t.name} at {where} is not a swarm manager; "
                           "point the target at a manager (`docker swarm init` makes one)")
     return client, None
+
+
+def swarm_nodes(client: Any) -> int:
+    """The nodes of the swarm the engine manages (its info counts them: no list call)."""
+    return int((client.info().get("Swarm") or {}).get("Nodes") or 0)
 
 
 def is_local(t: Target) -> bool:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field
+from typing import Self
 
 import docker
 import docker.errors
@@ -26,6 +27,8 @@ NODES = ("manager", "worker-1", "worker-2")
 APP_PORTS = (18080, 18081, 18082)  # node ports a test may publish a deployment on
 API_PORT = 2375
 LABEL = "io.mlspec.test.cluster"
+TARGET, PORT, REPLICAS = "cluster", APP_PORTS[0], 3  # the tests' one deployment
+POOL = "mlspec-pool"  # a node label every node carries: the deployment's constraint asks for it
 REGISTRY_CONFIG = """version: 0.1
 log: {level: warn}
 storage:
@@ -110,6 +113,14 @@ class Cluster:
         assert res.exit_code == 0, f"{node}: {command}: {res.output.decode(errors='replace')}"
         return res.output.decode(errors="replace")
 
+    def pull(self, node: str, tag: str, attempts: int = 3) -> None:
+        for attempt in range(attempts):  # the forward to the registry has once answered EOF
+            res = self.nodes[node].exec_run(["docker", "pull", "-q", tag])
+            if res.exit_code == 0:
+                return
+            time.sleep(1 + attempt)
+        raise AssertionError(f"{node}: docker pull {tag}: {res.output.decode(errors='replace')}")
+
     def _await_engine(self, node: str, limit: float = 60) -> None:
         deadline = time.monotonic() + limit
         while self.nodes[node].exec_run(["docker", "info"]).exit_code != 0:
@@ -150,7 +161,7 @@ class Load:
         self._stop = threading.Event()
         self._threads = [threading.Thread(target=self._run, args=(i,), daemon=True) for i in range(clients)]
 
-    def __enter__(self) -> Load:
+    def __enter__(self) -> Self:
         for t in self._threads:
             t.start()
         return self

@@ -43,10 +43,28 @@ def load(root: Path) -> tuple[Spec, dict[str, str]]:
         spec = _validate(root, texts, problems)
     # As validate and generate do: custom expressions through promtool's parser when installed.
     if any(a.kind == "custom" for m in spec.models for a in m.alerts):
+        _check_exprs(spec)
+    return spec, texts
+
+
+def _check_exprs(spec: Spec) -> None:
+    """promtool's parser on the custom expressions, remembered with the spec for this promtool
+    (a new process for each, about 100 ms): a spec whose expressions passed, passes again."""
+    import shutil
+
+    def check(s: Spec) -> bool:
         from mlspec.generate.exprcheck import check_exprs
 
-        check_exprs(spec)
-    return spec, texts
+        check_exprs(s)  # raises, and nothing is kept, when one fails
+        return True
+
+    promtool = shutil.which("promtool")
+    try:
+        st = os.stat(promtool) if promtool else None
+    except OSError:
+        st = None
+    which = f"exprs {promtool} {st and (st.st_size, st.st_mtime_ns, st.st_ino)}"
+    memo.derived(spec, which, check)
 
 
 def _validate(root: Path, texts: dict[str, str], problems: list[SpecProblem]) -> Spec:

@@ -20,13 +20,15 @@ _cache: dict[tuple, list[tuple[str, int, str]]] = {}
 
 def expr_problems(spec: Spec, promtool: str | None = None) -> list[SpecProblem]:
     """Every custom expression that does not parse, located in its spec file."""
-    from mlspec.spec import shown_from
-    from mlspec.spec.loader import load_document
-
     key = (promtool, tuple((m.source, i, a.expr) for m in spec.models for i, a in enumerate(m.alerts)
                            if a.kind == "custom"))
     if key not in _cache:
         _cache[key] = custom_expr_problems(spec, promtool)
+    if not _cache[key]:
+        return []
+    from mlspec.spec import shown_from
+    from mlspec.spec.loader import load_document  # pydantic's wire models: only to locate a problem
+
     docs: dict[str, object] = {}
     out = []
     for source, i, message in _cache[key]:

@@ -29,9 +29,17 @@ DEFAULT_BASE_IMAGE = "python:3.11-slim"
 BASE_LABEL = "io.mlspec.base"
 RECIPE_LABEL = "io.mlspec.base.recipe"  # the recipe's hash: a changed package list rebuilds
 SUITE = "bookworm"
-PACKAGES = ("python3", "python3-venv", "python3-pip", "python3-sklearn", "python3-joblib",
-            "python3-numpy", "python3-scipy", "python3-prometheus-client", "python3-grpcio",
-            "python3-protobuf", "ca-certificates")
+# Only what every serving image needs: the interpreter, venv (the image build installs the spec's
+# exact pins from wheels: scikit-learn models always pin theirs, and pip brings numpy and scipy
+# with it), the metrics and gRPC libraries the server imports, CA certificates, and ps/kill for
+# whoever debugs a running model (procps). Debian's own numpy, scipy and scikit-learn only sat
+# under the pinned ones, and scipy dragged in pythran, g++ and its headers: 755 MB -> 123 MB.
+PACKAGES = ("python3", "python3-venv", "python3-prometheus-client", "python3-grpcio",
+            "python3-protobuf", "ca-certificates", "procps", "usr-is-merged")
+# Bookworm's essential set converts the tree with usrmerge, which needs the full perl (47 MB):
+# once the tree is merged, usr-is-merged stands in for it and perl-base is all that stays.
+PURGED = ("usrmerge", "libfile-find-rule-perl", "libnumber-compare-perl", "libtext-glob-perl", "perl",
+          "libperl5.36", "perl-modules-5.36")
 HOST_SOURCES = Path("/etc/apt/sources.list.d/debian.sources")
 # Used where the host is not Debian bookworm (an Ubuntu CI runner, a laptop): the plain mirror.
 FALLBACK_SOURCES = """\
@@ -47,13 +55,11 @@ Suites: bookworm-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 """
-# python3-scipy hard-depends on pythran, which drags in g++ and 160 MB of boost headers that
-# nothing at serving time reads; docs, man pages and translations go too (copyrights stay).
-DPKG_EXCLUDES = ("/usr/include/boost/*", "/usr/share/doc/*", "/usr/share/man/*",
-                 "/usr/share/info/*", "/usr/share/locale/*")
+# Docs, man pages and translations nothing at serving time reads (copyrights stay).
+DPKG_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*")
 IMAGE_CHANGES = ("ENV LANG=C.UTF-8", "ENV PYTHONDONTWRITEBYTECODE=1", "ENV PYTHONUNBUFFERED=1",
                  f"LABEL {BASE_LABEL}=offline", 'CMD ["python3"]')
-SELF_CHECK = "import sklearn, joblib, numpy, scipy, prometheus_client, grpc, google.protobuf"
+SELF_CHECK = "import ensurepip, ssl, venv, prometheus_client, grpc, google.protobuf"
 
 
 class BaseImageError(MlspecError):
@@ -83,13 +89,14 @@ def mmdebstrap_command() -> list[str]:
     cmd = [*_privilege_prefix(), "mmdebstrap", "--variant=essential", "--format=tar",
            "--include=" + ",".join(PACKAGES), '--aptopt=Acquire::Check-Valid-Until "false"']
     cmd += ["--dpkgopt=path-exclude=" + p for p in DPKG_EXCLUDES]
-    cmd += ["--dpkgopt=path-include=/usr/share/doc/*/copyright", SUITE, "-"]
+    cmd += ["--dpkgopt=path-include=/usr/share/doc/*/copyright",
+            '--customize-hook=chroot "$1" dpkg --purge ' + " ".join(PURGED), SUITE, "-"]
     return cmd
 
 
 def recipe() -> str:
     """What the image is made of: the package list, the exclusions, the image settings."""
-    text = "\n".join([SUITE, *PACKAGES, *DPKG_EXCLUDES, *IMAGE_CHANGES, SELF_CHECK])
+    text = "\n".join([SUITE, *PACKAGES, *PURGED, *DPKG_EXCLUDES, *IMAGE_CHANGES, SELF_CHECK])
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -123,19 +123,30 @@ def log(msg, **fields):
     print(json.dumps({"msg": msg, **fields}), flush=True)
 
 
-def resolve(name, port):
-    """(address, port) of every task behind a swarm DNS name, in ascending order ([] if none)."""
+LAST_GOOD = {}  # name -> (when, addresses): the stable service's last answer, see resolve()
+KEEP_LAST_GOOD = 30.0
+
+
+def resolve(name, port, keep=False):
+    """(address, port) of every task behind a swarm DNS name, in ascending order ([] if none).
+    With ``keep``, a lookup that fails (the engine's DNS server busy, as while services are
+    removed on a loaded node) answers what the name resolved to within the last 30 s: a task gone
+    meanwhile refuses and the request is retried, where no address at all would fail it."""
     try:
         infos = socket.getaddrinfo(name, port, socket.AF_INET, socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError):
-        return []
-    return [(a, port) for a in sorted({info[4][0] for info in infos}, key=socket.inet_aton)]
+        when, found = LAST_GOOD.get(name, (0.0, []))
+        return list(found) if keep and time.monotonic() - when <= KEEP_LAST_GOOD else []
+    found = [(a, port) for a in sorted({info[4][0] for info in infos}, key=socket.inet_aton)]
+    if keep:
+        LAST_GOOD[name] = (time.monotonic(), found)
+    return found
 
 
 def dns_replicas():
     """(address, port) behind the alias, in ascending order: replica i is the i-th; a canary's or
     shadow's tasks follow, so their own counters are scraped too while one runs."""
-    return resolve(BACKEND, BACKEND_PORT) + dns_canaries()
+    return resolve(BACKEND, BACKEND_PORT, keep=True) + dns_canaries()
 
 
 def dns_canaries():
@@ -146,7 +157,7 @@ def dns_canaries():
 def dns_backends(headers=None):
     """The replicas, shuffled: spreads load across them. While a canary runs, its tasks come first
     with its weight's probability (or by the sticky header's hash); the other set follows."""
-    first = resolve(BACKEND, BACKEND_PORT)
+    first = resolve(BACKEND, BACKEND_PORT, keep=True)
     random.shuffle(first)
     canary = ROUTE.value.get("canary")
     if not canary:

@@ -10,8 +10,9 @@ on the manager's clock, when that step began: an apply killed mid-pause resumes 
 of the pause, measured against the manager's own SystemTime, never this host's clock.
 
 Promote: the canary at 100%, the stable service updated to the new spec (a start-first update, as
-any swarm rollout), then the route and canary services removed. Roll back, or ``mlspec rollout
-abort``: the route service removed (fronts send nothing more to the canary), then the canary.
+any swarm rollout), then no rollout announced and the canary and route services removed. Roll
+back, or ``mlspec rollout abort``: no rollout announced (fronts send nothing more to the canary),
+then the canary and route services removed.
 """
 
 from __future__ import annotations
@@ -101,34 +102,46 @@ class SwarmTraffic:
         else:
             sid = live["ID"]
             self.target.api.update_service(sid, live["Version"]["Index"], **spec)
-        want = f"MLSPEC_PROXY_SERVE_ROUTE={body}"
-        deadline = time.monotonic() + ROUTE_TIMEOUT
-        while True:  # only tasks that announce this step run, then every front has polled once more
-            tasks = [t for t in self.target.api.tasks(filters={"service": sid}) if t["Status"]["State"] == "running"]
-            if tasks and all(want in t["Spec"]["ContainerSpec"].get("Env", ()) for t in tasks):
-                break
-            if time.monotonic() >= deadline:
-                raise ApplyError(f"{d.address}: the route service {self.route} did not run within "
-                                 f"{ROUTE_TIMEOUT} s; see `docker service ps {self.route}`.")
-            time.sleep(0.2)
-        time.sleep(2 * FRONT_POLL)
+        _announced(self.target, sid, body, self.route)
 
 
-def remove(target, base: str) -> int:
-    """All traffic on the stable service: the route service goes first (fronts stop choosing the
-    canary at their next poll), then the canary, whose tasks drain while fronts retry elsewhere."""
+def _announced(target, sid: str, body: str, route: str) -> None:
+    """Once only tasks that announce ``body`` run, and every front has polled once more."""
+    want = f"MLSPEC_PROXY_SERVE_ROUTE={body}"
+    deadline = time.monotonic() + ROUTE_TIMEOUT
+    while True:
+        tasks = [t for t in target.api.tasks(filters={"service": sid}) if t["Status"]["State"] == "running"]
+        if tasks and all(want in t["Spec"]["ContainerSpec"].get("Env", ()) for t in tasks):
+            break
+        if time.monotonic() >= deadline:
+            raise ApplyError(f"the route service {route} did not run within {ROUTE_TIMEOUT} s; "
+                             f"see `docker service ps {route}`.")
+        time.sleep(0.2)
+    time.sleep(2 * FRONT_POLL)
+
+
+def remove(target, base: str) -> None:
+    """All traffic on the stable service, in an order where no front ever asks the DNS for a name
+    that is gone while it still routes by it: the route service announces no rollout first (the
+    fronts drop the canary at their next poll), then the canary goes (its tasks drain), then the
+    route service."""
     canary_name, route = names(base)
-    gone = 0
-    for i, name in enumerate((route, canary_name)):
+    live = target._inspect(route)
+    if live is not None and target._inspect(canary_name) is not None:
+        spec = live["Spec"]
+        cs = dict(spec["TaskTemplate"]["ContainerSpec"])
+        cs["Env"] = [e for e in cs.get("Env") or () if not e.startswith("MLSPEC_PROXY_SERVE_ROUTE=")] + \
+            ["MLSPEC_PROXY_SERVE_ROUTE={}"]
+        target.api.update_service(live["ID"], live["Version"]["Index"], name=spec["Name"], labels=spec.get("Labels"),
+                                  mode=spec.get("Mode"), task_template={**spec["TaskTemplate"], "ContainerSpec": cs},
+                                  endpoint_spec=spec.get("EndpointSpec"), update_config=spec.get("UpdateConfig"))
+        _announced(target, live["ID"], "{}", route)
+    for name in (canary_name, route):
         try:
             target.api.remove_service(name)
             target.log(f"{name}: removed")
-            gone += i
         except docker.errors.NotFound:
-            continue
-        if name == route:
-            time.sleep(2 * FRONT_POLL)
-    return gone
+            pass
 
 
 def deploy(target, r: Rollout, base: str) -> bool:

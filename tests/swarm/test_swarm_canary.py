@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import MappingProxyType
+from types import MappingProxyType, SimpleNamespace
 
 import pytest
 
@@ -28,6 +28,7 @@ from mlspec.apply import swarm_canary
 from mlspec.apply.canary import RolledBack
 from mlspec.apply.containers import Rollout
 from mlspec.apply.swarm_target import SwarmTarget
+from mlspec.commands.rollout import rollout_lines
 from mlspec.plan.deployments import Deployed, plan_deployment
 from mlspec.plan.records import REPLACE
 from mlspec.spec.model import Analysis, RolloutSpec, Step, Target
@@ -130,6 +131,10 @@ def test_an_operator_aborts_a_rollout_in_progress(target, quickstart, images, po
     swarm_canary.SwarmTraffic(target, r, base, net).show(Step(50, "1m"))
     assert {"1.0.0", "1.1.0"} <= {infer(port, ROWS)["model_version"] for _ in range(40)}
     assert swarm_canary.status(target.client, target.project, TARGET)["churn"]["canary"]["weight"] == 50
+    spec = SimpleNamespace(project=SimpleNamespace(name=target.project, targets=[Target(TARGET, "swarm", None, False)]),
+                           deployments=[r.deployment])  # what `mlspec status` reads of the spec
+    assert rollout_lines(spec, lambda _: target.client) == [
+        "deployment.churn.swarm: canary 1.0.0 at 50% (step 2 of 2); stable keeps 50%"]
     # The planner reads the rollout back: the route service is no serving replica, the canary is
     # the new version beside the stable one, and the plan is the same replace that started it.
     found = tuple(c for c in read_target(target.project, Target(TARGET, "swarm", None, False), lambda _: target.client).containers

@@ -49,6 +49,7 @@ class Cluster:
     registry: str = ""  # 127.0.0.1:R
     manager_url: str = ""  # tcp://127.0.0.1:M
     timings: dict[str, float] = field(default_factory=dict)
+    names: tuple[str, ...] = NODES  # the manager first
 
     @property
     def prefix(self) -> str:
@@ -71,8 +72,11 @@ class Cluster:
         reg.reload()
         self.registry = f"127.0.0.1:{reg.ports['5000/tcp'][0]['HostPort']}"
         port = self.registry.split(":")[1]
-        for node in NODES:
-            forward = f"socat TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr TCP:{reg.name}:5000"
+        # By address: a node's dockerd rewrites the NAT rules of its namespace, through which the
+        # network's DNS (127.0.0.11) answers; a forward by name has once found no registry.
+        reg_ip = reg.attrs["NetworkSettings"]["Networks"][self.prefix]["IPAddress"]
+        for node in self.names:
+            forward = f"socat TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr TCP:{reg_ip}:5000"
             exposed = {f"{p}/tcp": ("127.0.0.1", None) for p in APP_PORTS}
             if node == "manager":
                 exposed[f"{API_PORT}/tcp"] = ("127.0.0.1", None)
@@ -91,17 +95,17 @@ class Cluster:
             c.reload()
             self.ports[node] = {int(k.split("/")[0]): int(v[0]["HostPort"]) for k, v in c.ports.items() if v}
         self.manager_url = f"tcp://127.0.0.1:{self.ports['manager'].pop(API_PORT)}"
-        for node in NODES:
+        for node in self.names:
             self._await_engine(node)
         self.timings["engines"] = time.monotonic() - started
         mgr = self.client()
         addr = self.nodes["manager"].attrs["NetworkSettings"]["Networks"][self.prefix]["IPAddress"]
         mgr.swarm.init(advertise_addr=addr, listen_addr=f"{addr}:2377")
         token = mgr.swarm.attrs["JoinTokens"]["Worker"]
-        for node in NODES[1:]:
+        for node in self.names[1:]:
             self.sh(node, f"docker swarm join --token {token} {addr}:2377")
         deadline = time.monotonic() + 60
-        while len([n for n in mgr.nodes.list() if n.attrs["Status"]["State"] == "ready"]) < len(NODES):
+        while len([n for n in mgr.nodes.list() if n.attrs["Status"]["State"] == "ready"]) < len(self.names):
             assert time.monotonic() < deadline, "the workers did not join the swarm within 60 s"
             time.sleep(0.5)
         mgr.close()

@@ -43,7 +43,7 @@ def cluster(docker_client, node_image):
         yield c.up()
     finally:
         c.down()
-        for image in docker_client.images.list(name=c.registry):  # the tags pushed there
+        for image in docker_client.images.list():  # the tags pushed there
             for tag in image.tags:
                 if tag.startswith(c.registry + "/"):
                     docker_client.images.remove(tag, force=True)

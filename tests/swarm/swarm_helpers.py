@@ -49,6 +49,10 @@ def cleanup(client, project: str) -> None:
     for image in client.images.list(filters=scope):
         for tag in image.tags:
             client.images.remove(tag, force=True)
+    for image in client.images.list():  # the front's image under the project's registry (no labels of ours)
+        for tag in image.tags:
+            if f"/{project}/mlspec-front:" in tag:
+                client.images.remove(tag)
 
 
 def free_port() -> int:

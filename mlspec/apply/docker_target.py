@@ -160,7 +160,7 @@ class DockerTarget:
         ensure_image(self.client, r.image, self.log)
         user = self.client.images.get(r.image).attrs["Config"].get("User") or ""
         ports = ports[:n] + [self.infra.allocate() for _ in range(n - len(ports))]
-        sealed = secret_names.seal(values) if values else None
+        sealed = secret_names.seal(r.project, values) if values else None
         started = []
         try:
             for k, port in enumerate(ports, 1):

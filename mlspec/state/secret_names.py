@@ -3,8 +3,8 @@ which seal it (mlspec/apply/swarm_secrets.py, mlspec/apply/containers.py), and t
 tells a plan when the applying host's value is no longer the one a deployment runs with.
 
 On swarm, a Docker secret object's name ends in a salted scrypt digest of its value and the random
-salt is a label; on a docker target, a model container's SEALED label holds, per secret, a random
-salt and the digest. Either way the value never leaves the host: memory-hard and salted, so a
+salt is a label; on a docker target, a model container's SEALED label holds, per secret, a salt
+(the project's and the secret name's) and the digest. Either way the value never leaves the host: memory-hard and salted, so a
 reader of the engine's API cannot guess a short value from the digest the way it could from a
 plain hash.
 """
@@ -44,12 +44,16 @@ def holds(obj_name: str, labels: dict, project: str, target: str, deployment: st
         return False
 
 
-def seal(values: Mapping[str, str]) -> str:
-    """The SEALED label of a container given ``values`` (secret name -> value): a salt of its own
-    per secret, so two containers (or two secrets) with one value do not show it."""
+def seal(project: str, values: Mapping[str, str]) -> str:
+    """The SEALED label of a container of ``project`` given ``values`` (secret name -> value).
+
+    The salt is the project's and the secret name's, not random: a plan reads every container of
+    every deployment, and scrypt is slow on purpose (~50 ms), so the deployments holding one value
+    under one name share one digest to compute. It still differs between projects and names, so
+    no table of digests made for one applies to another."""
     out = {}
     for name, value in sorted(values.items()):
-        salt = os.urandom(16).hex()
+        salt = hashlib.sha256(f"mlspec-secret\0{project}\0{name}".encode()).hexdigest()[:32]
         out[name] = f"{salt}:{digest(value, salt)}"
     return json.dumps(out, sort_keys=True, separators=(",", ":"))
 

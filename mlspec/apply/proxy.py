@@ -53,8 +53,10 @@ connections idle for over a second, waits for the requests in flight (bounded) a
 """
 
 import contextlib
+import errno
 import hashlib
 import http.client
+import itertools
 import json
 import os
 import random
@@ -80,6 +82,10 @@ BACKEND_PORT = int(os.environ.get("MLSPEC_PROXY_BACKEND_PORT", "8080"))
 LISTEN_PORT = int(os.environ.get("MLSPEC_PROXY_PORT", "8080"))
 CONNECT_TIMEOUT = float(os.environ.get("MLSPEC_PROXY_CONNECT_TIMEOUT", "2"))
 READ_TIMEOUT = float(os.environ.get("MLSPEC_PROXY_READ_TIMEOUT", "120"))
+# A request a backend's host never acknowledges (the node went away: no FIN, no RST) fails after
+# this long with ETIMEDOUT and is retried on another replica, instead of hanging READ_TIMEOUT on
+# a kept-alive connection. Only unacknowledged data counts: a slow model ACKs at once.
+UNACKED_TIMEOUT = float(os.environ.get("MLSPEC_PROXY_UNACKED_SECONDS", "3"))
 # How long a request may wait for some backend to appear (e.g. mid-switch with one replica).
 RETRY_WINDOW = float(os.environ.get("MLSPEC_PROXY_RETRY_SECONDS", "5"))
 MAX_BODY = 64 * 1024 * 1024
@@ -156,7 +162,7 @@ def dns_canaries():
 
 def dns_backends(headers=None):
     """The replicas, shuffled: spreads load across them. While a canary runs, its tasks come first
-    with its weight's probability (or by the sticky header's hash); the other set follows."""
+    with its weight's share of turns (or by the sticky header's hash); the other set follows."""
     first = resolve(BACKEND, BACKEND_PORT, keep=True)
     random.shuffle(first)
     canary = ROUTE.value.get("canary")
@@ -165,7 +171,7 @@ def dns_backends(headers=None):
     theirs = resolve(canary["backend"], BACKEND_PORT)
     random.shuffle(theirs)
     sticky = headers.get(STICKY) if headers is not None else None
-    return theirs + first if theirs and canary_side(canary["weight"], sticky) else first + theirs
+    return theirs + first if theirs and canary_side(canary["weight"], sticky, "dns") else first + theirs
 
 
 def dns_mirror(method, path, headers, body, status, data):
@@ -280,6 +286,8 @@ POOL = Pool()
 def connect(host, port):
     sock = socket.create_connection((host, port), timeout=CONNECT_TIMEOUT)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    if hasattr(socket, "TCP_USER_TIMEOUT"):  # Linux
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT, int(UNACKED_TIMEOUT * 1000))
     sock.settimeout(READ_TIMEOUT)
     return sock
 
@@ -321,6 +329,10 @@ def exchange(sock, host, port, method, path, headers, body, reused, pool=True):
             if reused:  # closed by the backend while idle: every endpoint is idempotent, resend
                 raise Stale() from None
             raise Retry(f"the connection closed before an answer ({type(e).__name__})") from None
+        except OSError as e:
+            if e.errno != errno.ETIMEDOUT:  # not the kernel's: the read timeout, an answer too slow
+                raise
+            raise Retry(f"the replica's host stopped acknowledging for {UNACKED_TIMEOUT:g} s") from None
         try:
             data = resp.read()
         finally:
@@ -633,12 +645,19 @@ FRONT_METRICS = "/_mlspec/metrics"
 SHADOW_INFLIGHT = threading.BoundedSemaphore(int(os.environ.get("MLSPEC_PROXY_SHADOW_INFLIGHT", "16")))
 
 
-def canary_side(weight, sticky):
-    """True when this request goes to the canary set."""
+TURNS = {}  # route -> itertools.count: the requests each canary split has seen
+
+
+def canary_side(weight, sticky, route=""):
+    """True when this request goes to the canary set. Without a sticky value, requests are dealt
+    out by turn, not by a coin: every 100 of a route's requests give the canary exactly its weight,
+    spread evenly (n * weight crosses a multiple of 100 ``weight`` times in 100 turns), as a
+    weighted round robin does; a coin would wander by ~1 point in 2,000 requests at 50%."""
     if sticky:
         bucket = int.from_bytes(hashlib.sha256(sticky.encode("utf-8", "replace")).digest()[:8], "big") % 10000
         return bucket < weight * 100
-    return random.random() * 100 < weight
+    n = next(TURNS.setdefault(route, itertools.count()))
+    return (n * weight) % 100 < weight
 
 
 def same_answer(a, b):
@@ -730,7 +749,7 @@ class Front:
 
     def backends(self, name):
         def current(headers=None):
-            """This request's backends, shuffled: the canary set with its weight's probability (or
+            """This request's backends, shuffled: the canary set for its weight's share of turns (or
             by the sticky header's hash), else the stable set; the other set follows as fallback."""
             host, route = self.pod(), self.routes.get(name)
             if not host or not route:
@@ -739,7 +758,7 @@ class Front:
             canary = route.get("canary")
             if canary and canary["backends"]:
                 sticky = headers.get(STICKY) if headers is not None else None
-                if canary_side(canary["weight"], sticky):
+                if canary_side(canary["weight"], sticky, name):
                     first, then = list(canary["backends"]), first
                 else:
                     then = list(canary["backends"])

@@ -123,3 +123,27 @@ def test_a_replica_path_with_another_method_or_shape_is_forwarded_as_usual(front
                                 b"GET /_mlspec/replicas/x/metrics HTTP/1.1\r\nHost: t\r\n\r\n"])
     assert [json.loads(data)["path"] for _, data in answers] == [
         "/_mlspec/replicas/0/metrics", "/_mlspec/replicas/x/metrics"]
+
+
+def test_a_backend_whose_host_stops_acknowledging_is_left_for_the_next_replica(front, stubs):
+    """A node that went away sends no FIN or RST: the kernel ends the connection after
+    TCP_USER_TIMEOUT with ETIMEDOUT, and the front retries elsewhere instead of hanging."""
+    import errno
+
+    ask = b"GET /v2/health/ready HTTP/1.1\r\nHost: t\r\n\r\n"
+    assert [status for status, _ in _exchange(front, [ask])] == [200]
+    [pooled] = front.opened  # kept alive to the first replica
+    assert pooled.getsockopt(socket.IPPROTO_TCP, socket.TCP_USER_TIMEOUT) == int(proxy.UNACKED_TIMEOUT * 1000)
+
+    class Unacknowledged:
+        def readline(self, *args):
+            raise OSError(errno.ETIMEDOUT, "Connection timed out")
+
+        read = readinto = readline
+
+        def close(self):
+            pass
+
+    pooled.makefile = lambda *args, **kwargs: Unacknowledged()  # as the kernel reports it
+    [(status, data)] = _exchange(front, [ask])
+    assert status == 200 and json.loads(data)["backend"] == stubs[1].name

@@ -156,9 +156,9 @@ def plan(fmt, out_file, base, refresh, detailed_exitcode, color, prune, models, 
     """Show what apply would change, against live state."""
     from mlspec.commands.plan import run_plan
 
-    return run_plan(".", out_stream=click.get_text_stream("stdout"), fmt=fmt, color=color, refresh=refresh, base=base,
+    return run_plan(".", out_stream=sys.stdout, fmt=fmt, color=color, refresh=refresh, base=base,
                     out_file=out_file, detailed_exitcode=detailed_exitcode, models=models, targets=targets, prune=prune,
-                    evaluate=evaluate, err_stream=click.get_text_stream("stderr"), show_file_diffs=show_file_diffs)
+                    evaluate=evaluate, err_stream=sys.stderr, show_file_diffs=show_file_diffs)
 
 
 @main.command()
@@ -169,7 +169,7 @@ def evaluate(selectors: tuple[str, ...], fmt: str) -> int:
     """Build (never push) and score versions inside their images on the local engine; exit 1 when a gate fails."""
     from mlspec.commands.evaluate import run_evaluate
 
-    return run_evaluate(".", selectors, out=click.get_text_stream("stdout"), err=click.get_text_stream("stderr"), fmt=fmt)
+    return run_evaluate(".", selectors, out=sys.stdout, err=sys.stderr, fmt=fmt)
 
 
 @main.command()
@@ -179,7 +179,7 @@ def generate(check: bool) -> int:
     """Write the monitoring configuration (Prometheus, Alertmanager, Grafana) from the spec."""
     from mlspec.commands.generate import run_generate
 
-    return run_generate(".", click.get_text_stream("stdout"), check=check)
+    return run_generate(".", sys.stdout, check=check)
 
 
 @main.command()
@@ -208,7 +208,7 @@ def apply(plan_file, auto_approve, dry_run, prune, parallelism, lock_timeout, mo
 
     opts = ApplyOptions(plan_file, auto_approve, dry_run, prune, parallelism, lock_timeout, models, targets, color,
                         wait)
-    return run_apply(".", opts, out=click.get_text_stream("stdout"), stdin=click.get_text_stream("stdin"), argv=sys.argv[1:])
+    return run_apply(".", opts, out=sys.stdout, stdin=sys.stdin, argv=sys.argv[1:])
 
 
 @main.command()
@@ -221,7 +221,7 @@ def gc(keep: int, yes: bool, everything: bool) -> int:
     """Remove images of versions no spec deploys, beyond the last N per model (engines and registry)."""
     from mlspec.commands.gc import run_gc
 
-    return run_gc(".", click.get_text_stream("stdout"), keep=keep, yes=yes, everything=everything)
+    return run_gc(".", sys.stdout, keep=keep, yes=yes, everything=everything)
 
 
 @main.command()
@@ -230,7 +230,7 @@ def status() -> int:
     """Every deployment's spec and live version, health, replicas and age; held locks."""
     from mlspec.commands.status import run_status
 
-    return run_status(".", click.get_text_stream("stdout"))
+    return run_status(".", sys.stdout)
 
 
 @main.command()
@@ -241,8 +241,8 @@ def destroy(auto_approve: bool, lock_timeout: float) -> int:
     """Remove every deployment of this project from its targets (asks first)."""
     from mlspec.commands.status import run_destroy
 
-    return run_destroy(".", click.get_text_stream("stdout"), auto_approve=auto_approve,
-                       stdin=click.get_text_stream("stdin"), lock_timeout=lock_timeout)
+    return run_destroy(".", sys.stdout, auto_approve=auto_approve,
+                       stdin=sys.stdin, lock_timeout=lock_timeout)
 
 
 @main.command("force-unlock")
@@ -252,7 +252,7 @@ def force_unlock(lock_id: str) -> int:
     """Release a target lock left by a run that died (its ID is in the lock error and in status)."""
     from mlspec.commands.status import run_force_unlock
 
-    return run_force_unlock(".", lock_id, click.get_text_stream("stdout"))
+    return run_force_unlock(".", lock_id, sys.stdout)
 
 
 def _register_subcommands() -> None:

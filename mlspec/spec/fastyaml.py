@@ -218,10 +218,32 @@ def too_deep(text: str, limit: int = MAX_NESTING) -> tuple[int, int] | None:
                 depth -= 1
             elif cls is yaml.StreamEndEvent:
                 return None
-    except yaml.YAMLError:
-        return None
+    except yaml.YAMLError as e:
+        # The libyaml PyYAML 6.0.4 bundles has a nesting limit of its own (1,000), and its scanner
+        # runs ahead over flow openers: it fails before the first event, so count with ruamel.
+        return _too_deep_pure(text, limit) if "nesting depth" in str(e) else None
     finally:
         parser.dispose()
+
+
+def _too_deep_pure(text: str, limit: int) -> tuple[int, int] | None:
+    """too_deep by ruamel's pure-Python parser (no nesting limit, no recursion), stopping at the
+    first collection deeper than ``limit``."""
+    from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.events import CollectionEndEvent, CollectionStartEvent
+
+    depth = 0
+    try:
+        for event in YAML(typ="rt").parse(text):
+            if isinstance(event, CollectionStartEvent):
+                depth += 1
+                if depth > limit:
+                    return event.start_mark.line + 1, event.start_mark.column + 1
+            elif isinstance(event, CollectionEndEvent):
+                depth -= 1
+    except YAMLError:
+        return None
+    return None
 
 
 @functools.lru_cache(maxsize=8192)  # keys and common values repeat in every file

@@ -129,20 +129,33 @@ class Tunnel:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _connect(self):
+        """A backend connection and the first bytes it sent, or (None, b"") when none answered.
+
+        A gRPC server sends its SETTINGS frame as soon as it accepts, before the client's preface:
+        a backend that accepts but closes first (a replica stopping, a swarm task being removed
+        behind its address) is skipped here, before the client's first call is on the wire and
+        could only be failed."""
         deadline = time.monotonic() + TUNNEL_RETRY_WINDOW
         while True:
             for host, port in self.backends():
                 try:
-                    return socket.create_connection((host, port), timeout=TUNNEL_CONNECT_TIMEOUT)
+                    sock = socket.create_connection((host, port), timeout=TUNNEL_CONNECT_TIMEOUT)
                 except OSError:
                     continue  # not started, or draining: the next one
+                try:
+                    first = sock.recv(1 << 16)
+                except OSError:
+                    first = b""
+                if first:
+                    return sock, first
+                sock.close()  # accepted, then closed (or silent): the next one
             if time.monotonic() >= deadline:
-                return None
+                return None, b""
             time.sleep(0.1)
 
     def _serve(self, client):
         self.conns.mark(client, time.monotonic())
-        backend = self._connect()
+        backend, first = self._connect()
         if backend is None:
             _log("grpc: no backend took the connection", route=self.name)
             self.conns.drop(client)
@@ -152,6 +165,10 @@ class Tunnel:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         done, back = threading.Event(), ToClient(client)
         self.open.add(back)
+        try:
+            back.send(first)  # the server's SETTINGS, read while choosing the backend
+        except OSError:
+            pass  # the client went meanwhile: the pumps end at once
         if self.closed.is_set():
             back.goaway()  # accepted as the front stopped: sent after the server's SETTINGS
         threading.Thread(target=self._pump, args=(backend, back.send, client, done), daemon=True).start()

@@ -98,8 +98,10 @@ class Service:
         app, start = self.app, time.monotonic()
         app.enter()
         try:
-            if app.draining:  # not counted, as HTTP's refusals while draining
-                context.abort(grpc.StatusCode.UNAVAILABLE, "the server is shutting down")
+            # Draining, a call is still served: it came on a connection before our GOAWAY reached
+            # the client, and nothing in front can retry a gRPC call elsewhere (the front forwards
+            # whole connections). New streams after the GOAWAY are refused by grpc itself
+            # (REFUSED_STREAM), which clients retry transparently on a new connection.
             self._check_model(request.model_name, request.model_version, context)
             status, message, answer = 200, "", None
             try:
@@ -122,7 +124,8 @@ class Service:
 
     def _infer(self, request):
         app, cfg = self.app, self.app.cfg
-        infer.check_ready(app)
+        if not app.draining:  # draining is not-ready for probes only: the model is still loaded
+            infer.check_ready(app)
         req = from_dict(*as_request(request), app.model)
         rid, outputs = infer.predict(app, req)
         resp = CLASSES["ModelInferResponse"](model_name=cfg.model, model_version=cfg.version, id=rid)

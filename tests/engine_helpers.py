@@ -97,6 +97,37 @@ def metrics_inside(container, port: int) -> dict[str, float]:
     return replica_figures(res.output.decode())
 
 
+def grpc_calls_during(client, inputs, action, version: str, model: str = "churn",
+                      timeout: float = 60) -> tuple[list[str], list[str]]:
+    """One long-lived gRPC client (as a caller's channel is) calling ``model`` every 20 ms while
+    ``action()`` runs, then until the answers come from ``version`` (at most ``timeout`` s more):
+    (each failure's status and message, the version of each answer)."""
+    import threading
+    import time
+
+    failures, answered, stop = [], [], threading.Event()
+
+    def steady():
+        while not stop.is_set():
+            try:
+                answered.append(client.infer(model, inputs).get_response().model_version)
+            except Exception as e:  # noqa: BLE001 - every failure is the finding
+                failures.append(f"{e.status()} {e.message()}" if hasattr(e, "message") else repr(e))
+            time.sleep(0.02)
+
+    caller = threading.Thread(target=steady)
+    caller.start()
+    try:
+        action()
+        deadline = time.monotonic() + timeout
+        while (not answered or answered[-1] != version) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        stop.set()
+        caller.join(30)
+    return failures, answered
+
+
 def output(reply: dict, name: str) -> list:
     return next(o["data"] for o in reply["outputs"] if o["name"] == name)
 

@@ -5,8 +5,6 @@ fails none of them while new connections reach the new version."""
 
 from __future__ import annotations
 
-import threading
-import time
 
 import joblib
 import numpy as np
@@ -15,7 +13,7 @@ import pytest
 from apply_helpers import infer
 from test_docker_target import routes, rollout, target  # noqa: F401 - fixtures
 from tests.conftest import live_helpers
-from tests.engine_helpers import QUICKSTART, NO_PROXY, val_rows
+from tests.engine_helpers import QUICKSTART, NO_PROXY, grpc_calls_during, val_rows
 
 pytestmark = pytest.mark.docker
 
@@ -50,26 +48,9 @@ def test_grpc_through_the_front_answers_the_models_own_predictions_and_follows_a
     assert 'mlspec_inference_requests_total{model="churn",outcome="success",version="1.1.0"} 1.0' in metrics
     assert infer(rollout.port, val_rows(2))["model_version"] == "1.1.0"  # HTTP beside it
 
-    failures, answered, stop = [], [], threading.Event()
-
-    def steady():  # one long-lived client, as a caller's channel is
-        while not stop.is_set():
-            try:
-                answered.append(client.infer("churn", [inp]).get_response().model_version)
-            except Exception as e:  # noqa: BLE001 - every failure is the finding
-                failures.append(repr(e))
-            time.sleep(0.02)
-
-    caller = threading.Thread(target=steady)
-    caller.start()
-    try:
-        target.deploy(rollout("1.0.0", grpc_port=grpc_port))  # replace: new ready, switch, drain old
-        deadline = time.monotonic() + 60  # the old replica's GOAWAY moves the client over
-        while (not answered or answered[-1] != "1.0.0") and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        stop.set()
-        caller.join(30)
+    # replace: new ready, switch, drain old; the old replica's GOAWAY moves the client over
+    failures, answered = grpc_calls_during(client, [inp], lambda: target.deploy(rollout("1.0.0", grpc_port=grpc_port)),
+                                           "1.0.0")
     assert failures == [] and answered[-1] == "1.0.0", (failures[:3], answered[-3:])
     fresh, inp2 = _infer(grpc_port, x)
     assert fresh.infer("churn", [inp2]).get_response().model_version == "1.0.0"

@@ -5,7 +5,6 @@ under a steady stream of gRPC calls on one long-lived client fails none of them.
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 
 import joblib
@@ -15,7 +14,7 @@ import pytest
 from mlspec.apply.containers import Rollout
 from mlspec.apply.swarm_target import SwarmTarget
 from swarm_helpers import free_port, val_rows
-from tests.engine_helpers import QUICKSTART
+from tests.engine_helpers import QUICKSTART, grpc_calls_during
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 NAME = "churn-grpc"
@@ -57,24 +56,6 @@ def test_grpc_through_the_swarm_front_and_a_rolling_update(target, quickstart, i
     assert result.as_numpy("predict").tolist() == own.predict(x).tolist()
     assert result.get_response().model_version == "1.0.0"
 
-    failures, answered, stop = [], [], threading.Event()
-
-    def steady():
-        while not stop.is_set():
-            try:
-                answered.append(client.infer("churn", [inp]).get_response().model_version)
-            except Exception as e:  # noqa: BLE001 - every failure is the finding
-                failures.append(repr(e))
-            time.sleep(0.02)
-
-    caller = threading.Thread(target=steady)
-    caller.start()
-    try:
-        target.deploy(_rollout(quickstart, images, "1.1.0", port, grpc_port))  # start-first rolling update
-        deadline = time.monotonic() + 60
-        while (not answered or answered[-1] != "1.1.0") and time.monotonic() < deadline:
-            time.sleep(0.05)
-    finally:
-        stop.set()
-        caller.join(30)
+    failures, answered = grpc_calls_during(  # through a start-first rolling update
+        client, [inp], lambda: target.deploy(_rollout(quickstart, images, "1.1.0", port, grpc_port)), "1.1.0")
     assert failures == [] and answered[-1] == "1.1.0", (failures[:3], answered[-3:])

@@ -8,6 +8,7 @@ callback with its error handler: ``register(main, handled)``.
 from __future__ import annotations
 
 import difflib
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, TextIO
 
@@ -27,7 +28,7 @@ ROOT = Path(".")  # the spec repo is the current folder (`mlspec -C DIR ...` to 
 @click.option("--lineage", metavar="MODEL@VERSION", help="The chain of versions that led to this one, with what each was trained from.")
 def history(model: str | None, fmt: str, lineage: str | None) -> int:
     """When each version was added and each deployment moved, from git history."""
-    return run_history(ROOT, model, fmt, click.get_text_stream("stdout"), lineage)
+    return run_history(ROOT, model, fmt, sys.stdout, lineage)
 
 
 def run_history(root: Path, model: str | None, fmt: str, out: TextIO, lineage: str | None = None) -> int:
@@ -53,7 +54,7 @@ def _edit_options(fn: Callable) -> Callable:
 
 
 def _land(edit: Edit, commit: bool, branch: str | None, dry_run: bool) -> int:
-    return run_land(ROOT, edit, click.get_text_stream("stdout"), commit=commit, branch=branch, dry_run=dry_run)
+    return run_land(ROOT, edit, sys.stdout, commit=commit, branch=branch, dry_run=dry_run)
 
 
 def run_land(root: Path, edit: Edit, out: TextIO, *, commit: bool, branch: str | None, dry_run: bool) -> int:

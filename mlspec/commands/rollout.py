@@ -9,6 +9,7 @@ promote); the apply notices at its next check that its rollout was ended and sto
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -102,11 +103,11 @@ def rollout() -> None:
 @click.argument("deployment")
 def abort(deployment: str) -> int:
     """All traffic back on the stable version; the new one removed."""
-    return run_end(".", deployment, False, click.get_text_stream("stdout"))
+    return run_end(".", deployment, False, sys.stdout)
 
 
 @rollout.command()
 @click.argument("deployment")
 def promote(deployment: str) -> int:
     """All traffic on the new version now; the stable one removed."""
-    return run_end(".", deployment, True, click.get_text_stream("stdout"))
+    return run_end(".", deployment, True, sys.stdout)

@@ -10,6 +10,7 @@ before a pull request proposes it.
 from __future__ import annotations
 
 import functools
+import sys
 from pathlib import Path
 from typing import TextIO
 
@@ -115,6 +116,6 @@ def train(model, data, params, new_version, bump, no_gates, branch, commit) -> i
     if new_version and bump:
         raise click.UsageError("give --version or --bump, not both")
     return run_train(ROOT, model, data=list(data), params=list(params), version=new_version, bump=bump, commit=commit,
-                     branch=branch, gates=not no_gates, out=click.get_text_stream("stdout"),
-                     err=click.get_text_stream("stderr"))
+                     branch=branch, gates=not no_gates, out=sys.stdout,
+                     err=sys.stderr)
 

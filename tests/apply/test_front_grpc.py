@@ -61,17 +61,24 @@ def whole_front(front, monkeypatch):  # noqa: F811
     return front
 
 
-def test_grpc_follows_the_table_and_a_draining_replica_finishes_its_call(whole_front, launch, artifact):  # noqa: F811
+def _rows(art, n: int):
+    """The first ``n`` rows of the artifact's data, and the gRPC input that carries them."""
     import tritonclient.grpc as grpcclient
+
+    x = art.x[:n].astype(np.float64)
+    inp = grpcclient.InferInput("input", list(x.shape), "FP64")
+    inp.set_data_from_numpy(x)
+    return x, inp
+
+
+def test_grpc_follows_the_table_and_a_draining_replica_finishes_its_call(whole_front, launch, artifact):  # noqa: F811
 
     old = _replica(launch, MLSPEC_TEST_DELAY_SECONDS="1")
     f = whole_front()
     f.start()
     grpc_port = free_port()
     f.set(m={"port": free_port(), "backends": [old.port], "grpc_port": grpc_port})
-    x = artifact.x[:6].astype(np.float64)
-    inp = grpcclient.InferInput("input", list(x.shape), "FP64")
-    inp.set_data_from_numpy(x)
+    x, inp = _rows(artifact, 6)
     first = _client(grpc_port)
     result = first.infer(MODEL, [inp], model_version=VERSION)
     assert result.as_numpy("predict").tolist() == artifact.estimator.predict(x).tolist()
@@ -108,16 +115,13 @@ def test_a_grpc_port_taken_by_another_route_is_refused(whole_front, launch):  # 
 
 
 def test_a_front_replaced_under_a_grpc_stream_fails_no_call(whole_front, launch, artifact):  # noqa: F811
-    import tritonclient.grpc as grpcclient
 
     srv = _replica(launch)
     old = whole_front()
     old.start()
     grpc_port = free_port()
     old.set(m={"port": free_port(), "backends": [srv.port], "grpc_port": grpc_port})
-    x = artifact.x[:3].astype(np.float64)
-    inp = grpcclient.InferInput("input", list(x.shape), "FP64")
-    inp.set_data_from_numpy(x)
+    x, inp = _rows(artifact, 3)
     client = _client(grpc_port)
     client.infer(MODEL, [inp])
     failures, answered, stop = [], [], threading.Event()
